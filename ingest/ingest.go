@@ -1,0 +1,123 @@
+// Package ingest turns uploads into published store paths. It is the only
+// place where the cache transforms data: a NAR upload is hashed,
+// decompressed, validated and (by default) recompressed to zstd in one
+// streaming pass, and a narinfo upload is checked against the NAR it names
+// and against the cache's contents before it is signed and published.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/signing"
+	"github.com/nix-cached/cached/storage"
+	"github.com/nix-cached/cached/storepath"
+)
+
+var (
+	// ErrInvalid marks an upload that is malformed or does not match what
+	// it claims; the server answers 400 with the error's text.
+	ErrInvalid = errors.New("invalid upload")
+	// ErrUnsupported marks an upload in a format the cache does not read.
+	ErrUnsupported = errors.New("unsupported upload")
+)
+
+// Storage modes for NARs.
+const (
+	// ModeZstd stores NARs as zstd, transcoding other compressions.
+	ModeZstd = "zstd"
+	// ModeKeep stores NARs exactly as they were uploaded.
+	ModeKeep = "keep"
+)
+
+// Options configure an Ingester.
+type Options struct {
+	StoreDir               string              // e.g. /nix/store
+	Mode                   string              // ModeZstd (default) or ModeKeep
+	ZstdLevel              int                 // zstd level for transcoding (default 3)
+	Keys                   []signing.SecretKey // keys the server signs narinfos with
+	AllowIncompleteClosure bool                // publish even when references are missing
+	UploadLease            time.Duration       // how long an unclaimed NAR is kept (default 24h)
+	Now                    func() time.Time    // clock (default time.Now)
+}
+
+// Ingester verifies and publishes uploads.
+type Ingester struct {
+	store   storage.Store
+	cat     catalog.Catalog
+	opt     Options
+	encoder sync.Pool // *zstd.Encoder
+	locks   [64]sync.Mutex
+}
+
+// New returns an Ingester writing blobs to store and metadata to cat.
+func New(store storage.Store, cat catalog.Catalog, opt Options) (*Ingester, error) {
+	if opt.StoreDir == "" {
+		opt.StoreDir = storepath.DefaultStoreDir
+	}
+	if err := storepath.ValidateStoreDir(opt.StoreDir); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	switch opt.Mode {
+	case "":
+		opt.Mode = ModeZstd
+	case ModeZstd, ModeKeep:
+	default:
+		return nil, fmt.Errorf("ingest: unknown NAR compression mode %q (want %q or %q)", opt.Mode, ModeZstd, ModeKeep)
+	}
+	if opt.ZstdLevel == 0 {
+		opt.ZstdLevel = 3
+	}
+	if opt.ZstdLevel < 1 || opt.ZstdLevel > 22 {
+		return nil, fmt.Errorf("ingest: zstd level %d out of range 1..22", opt.ZstdLevel)
+	}
+	if opt.UploadLease <= 0 {
+		opt.UploadLease = 24 * time.Hour
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	level := zstd.EncoderLevelFromZstd(opt.ZstdLevel)
+	encOpts := []zstd.EOption{zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(level)}
+	first, err := zstd.NewWriter(nil, encOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: creating zstd encoder: %w", err)
+	}
+	in := &Ingester{store: store, cat: cat, opt: opt}
+	in.encoder.New = func() any {
+		// The options are the ones that just worked for first.
+		enc, _ := zstd.NewWriter(nil, encOpts...)
+		return enc
+	}
+	in.encoder.Put(first)
+	return in, nil
+}
+
+// lock serialises work on blob keys between a commit and the sweeper. The
+// keys' lock stripes are taken once each, in order, so two keys that share
+// a stripe cannot deadlock.
+func (in *Ingester) lock(keys ...string) func() {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		idx = append(idx, int(h.Sum32()%uint32(len(in.locks))))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		in.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			in.locks[i].Unlock()
+		}
+	}
+}

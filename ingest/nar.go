@@ -1,0 +1,252 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/nar"
+	"github.com/nix-cached/cached/nixbase32"
+	"github.com/nix-cached/cached/nixhash"
+	"github.com/nix-cached/cached/storage"
+)
+
+// ParseNARName splits a NAR file name as Nix uploads it,
+// "<nix32 sha256 of the file>.nar[.xz|.zst|.bz2]", into the file hash it
+// claims and its extension.
+func ParseNARName(name string) (nixhash.Hash, string, error) {
+	const hashLen = 52
+	if len(name) < hashLen+len(".nar") || name[hashLen] != '.' {
+		return nixhash.Hash{}, "", fmt.Errorf("%w: NAR name %q is not <nix32 sha256>.nar[.ext]", ErrInvalid, name)
+	}
+	ext := name[hashLen:]
+	if _, ok := extensions[ext]; !ok {
+		if strings.HasPrefix(ext, ".nar.") {
+			return nixhash.Hash{}, "", fmt.Errorf("%w: NAR compression %q (use xz, zstd, bzip2, gzip or none)", ErrUnsupported, ext)
+		}
+		return nixhash.Hash{}, "", fmt.Errorf("%w: NAR name %q is not <nix32 sha256>.nar[.ext]", ErrInvalid, name)
+	}
+	var sum [32]byte
+	if n, err := nixbase32.Decode(sum[:], []byte(name[:hashLen])); err != nil || n != len(sum) {
+		return nixhash.Hash{}, "", fmt.Errorf("%w: NAR name %q does not start with a nix32 sha256", ErrInvalid, name)
+	}
+	return nixhash.NewSHA256(sum), ext, nil
+}
+
+// hashCounter hashes and counts what is written to it.
+type hashCounter struct {
+	h hash.Hash
+	n int64
+}
+
+func newHashCounter() *hashCounter { return &hashCounter{h: sha256.New()} }
+
+func (c *hashCounter) Write(p []byte) (int, error) {
+	c.h.Write(p)
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+func (c *hashCounter) sum() nixhash.Hash {
+	var s [32]byte
+	c.h.Sum(s[:0])
+	return nixhash.NewSHA256(s)
+}
+
+// errReader remembers the first error of the upload body, so that a client
+// hanging up is told apart from malformed data.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// errWriter remembers the first error of a storage write.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// NAR ingests a NAR uploaded as name ("<nix32>.nar.xz"): it checks that the
+// body hashes to the name, that it decompresses to a valid NAR, stores it
+// (as zstd unless the mode is keep or it already is zstd) with its .ls
+// listing, and records it in the catalog as unclaimed until a narinfo names
+// it. size is the Content-Length, or -1 if unknown.
+func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size int64) (catalog.NAR, error) {
+	want, ext, err := ParseNARName(name)
+	if err != nil {
+		return catalog.NAR{}, err
+	}
+	src := &errReader{r: body}
+	br := bufio.NewReaderSize(src, 256<<10)
+	comp, err := sniff(br)
+	if err != nil {
+		return catalog.NAR{}, in.classify(ctx, err, src, nil)
+	}
+	if !slices.Contains(extensions[ext], comp) {
+		return catalog.NAR{}, fmt.Errorf("%w: NAR named %s holds %s data", ErrInvalid, name, comp)
+	}
+	keep := in.opt.Mode == ModeKeep || comp == CompZstd
+
+	blob, err := in.store.Create(ctx)
+	if err != nil {
+		return catalog.NAR{}, err
+	}
+	defer blob.Abort() //nolint:errcheck // no-op after Commit
+	lsBlob, err := in.store.Create(ctx)
+	if err != nil {
+		return catalog.NAR{}, err
+	}
+	defer lsBlob.Abort() //nolint:errcheck // no-op after Commit
+	sink := &errWriter{w: blob}
+	lsSink := &errWriter{w: lsBlob}
+
+	upload, stored, narSum := newHashCounter(), newHashCounter(), newHashCounter()
+	var raw io.Writer = upload
+	var narSide io.Writer = narSum
+	var enc *zstd.Encoder
+	if keep {
+		raw = io.MultiWriter(upload, sink)
+	} else {
+		enc = in.encoder.Get().(*zstd.Encoder)
+		enc.Reset(io.MultiWriter(sink, stored))
+		defer func() { enc.Reset(nil); in.encoder.Put(enc) }()
+		narSide = io.MultiWriter(narSum, enc)
+	}
+	compressed := io.TeeReader(br, raw)
+	plain, closeDec, err := decompress(comp, compressed)
+	if err != nil {
+		return catalog.NAR{}, in.classify(ctx, err, src, sink)
+	}
+	defer closeDec()
+
+	lsBuf := bufio.NewWriterSize(lsSink, 32<<10)
+	lw := nar.NewListingWriter(lsBuf)
+	nr := nar.NewReader(io.TeeReader(plain, narSide))
+	for {
+		h, err := nr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			err = lw.Add(h)
+		}
+		if err != nil {
+			return catalog.NAR{}, in.classify(ctx, err, src, sink, lsSink)
+		}
+	}
+	// The decompressor has seen the end of its stream; anything after it
+	// in the body would be hashed but not validated.
+	if n, err := io.Copy(io.Discard, compressed); err != nil || n > 0 {
+		if err == nil {
+			err = fmt.Errorf("%w: %d bytes after the end of the %s stream", ErrInvalid, n, comp)
+		}
+		return catalog.NAR{}, in.classify(ctx, err, src, sink)
+	}
+	if err := lw.Close(); err != nil {
+		return catalog.NAR{}, in.classify(ctx, err, src, lsSink)
+	}
+	if err := lsBuf.Flush(); err != nil {
+		return catalog.NAR{}, in.classify(ctx, err, src, lsSink)
+	}
+	if size >= 0 && upload.n != size {
+		return catalog.NAR{}, fmt.Errorf("%w: body has %d bytes, Content-Length said %d", ErrInvalid, upload.n, size)
+	}
+	if got := upload.sum(); got != want {
+		return catalog.NAR{}, fmt.Errorf("%w: body hashes to %s but was uploaded as %s", ErrInvalid, got, name)
+	}
+
+	n := catalog.NAR{
+		NarHash:   narSum.sum().String(),
+		NarSize:   narSum.n,
+		CreatedAt: in.opt.Now(),
+	}
+	if keep {
+		n.Key, n.Compression = "nar/"+name, comp
+		n.FileHash, n.FileSize = want.String(), upload.n
+	} else {
+		if err := enc.Close(); err != nil {
+			return catalog.NAR{}, in.classify(ctx, err, src, sink)
+		}
+		sum := stored.sum()
+		n.Key, n.Compression = "nar/"+sum.Nix32()+extensionOf(CompZstd), CompZstd
+		n.FileHash, n.FileSize = sum.String(), stored.n
+	}
+	n.ListingKey = "ls/" + narSum.sum().Nix32() + ".ls"
+	if err := in.commit(ctx, n, "nar/"+name, blob, lsBlob); err != nil {
+		return catalog.NAR{}, err
+	}
+	return n, nil
+}
+
+// commit makes the blobs visible, then records the NAR: a catalog record
+// never names a blob that is not there.
+func (in *Ingester) commit(ctx context.Context, n catalog.NAR, alias string, blob, lsBlob storage.Upload) error {
+	unlock := in.lock(n.Key, n.ListingKey)
+	defer unlock()
+	if err := blob.Commit(ctx, n.Key); err != nil {
+		return fmt.Errorf("ingest: storing %s: %w", n.Key, err)
+	}
+	if err := lsBlob.Commit(ctx, n.ListingKey); err != nil {
+		return fmt.Errorf("ingest: storing %s: %w", n.ListingKey, err)
+	}
+	var aliases []string
+	if alias != n.Key {
+		aliases = append(aliases, alias)
+	}
+	if err := in.cat.PutNAR(ctx, n, aliases...); err != nil {
+		return fmt.Errorf("ingest: recording %s: %w", n.Key, err)
+	}
+	return nil
+}
+
+// classify decides whose fault a failed ingest was: a storage write (kept
+// as is, a server error), the client's body (truncated, too large, hung
+// up), the context, or malformed data (ErrInvalid).
+func (in *Ingester) classify(ctx context.Context, err error, src *errReader, sinks ...*errWriter) error {
+	for _, s := range sinks {
+		if s != nil && s.err != nil {
+			return fmt.Errorf("ingest: writing to storage: %w", s.err)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if src.err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(src.err, &tooBig) {
+			return src.err
+		}
+		return fmt.Errorf("%w: reading the body: %v", ErrInvalid, src.err)
+	}
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	// No I/O failed, so the decompressor or the NAR reader rejected the data.
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}

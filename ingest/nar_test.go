@@ -1,0 +1,245 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/nar"
+	"github.com/nix-cached/cached/nixhash"
+	"github.com/nix-cached/cached/storage"
+)
+
+func sha(b []byte) string { return nixhash.NewSHA256(sha256.Sum256(b)).String() }
+
+func unzstd(t *testing.T, b []byte) []byte {
+	t.Helper()
+	d, err := zstd.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	out, err := io.ReadAll(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestNARStoredAsZstd(t *testing.T) {
+	for _, comp := range []string{CompNone, CompXZ, CompZstd, CompBzip2, CompGzip} {
+		t.Run(comp, func(t *testing.T) {
+			f := newFixture(t, nil)
+			plain := sampleNAR(t, comp)
+			file := compress(t, comp, plain)
+			name := nameFor(comp, file)
+			n, err := f.ing.NAR(context.Background(), name, bytes.NewReader(file), int64(len(file)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Compression != CompZstd || !strings.HasSuffix(n.Key, ".nar.zst") {
+				t.Fatalf("stored as %s at %s", n.Compression, n.Key)
+			}
+			if n.NarHash != sha(plain) || n.NarSize != int64(len(plain)) {
+				t.Fatalf("NarHash/NarSize %s/%d, want %s/%d", n.NarHash, n.NarSize, sha(plain), len(plain))
+			}
+			stored := readBlob(t, f.store, n.Key)
+			if n.FileHash != sha(stored) || n.FileSize != int64(len(stored)) {
+				t.Fatalf("FileHash/FileSize %s/%d do not describe the stored file", n.FileHash, n.FileSize)
+			}
+			if comp == CompZstd && !bytes.Equal(stored, file) {
+				t.Fatal("a zstd upload was re-encoded instead of kept")
+			}
+			if !bytes.Equal(unzstd(t, stored), plain) {
+				t.Fatal("the stored file does not decompress to the uploaded NAR")
+			}
+			var ls bytes.Buffer
+			if err := nar.WriteListing(&ls, bytes.NewReader(plain)); err != nil {
+				t.Fatal(err)
+			}
+			if got := readBlob(t, f.store, n.ListingKey); !bytes.Equal(got, ls.Bytes()) {
+				t.Fatalf("listing %s, want %s", got, ls.Bytes())
+			}
+			for _, name := range []string{n.Key, "nar/" + name} {
+				got, err := f.cat.LookupNAR(context.Background(), name)
+				if err != nil || got.Key != n.Key {
+					t.Fatalf("LookupNAR(%s) = %+v, %v", name, got, err)
+				}
+			}
+		})
+	}
+}
+
+func TestNARKeepMode(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Mode = ModeKeep })
+	plain := sampleNAR(t, "keep")
+	file := compress(t, CompXZ, plain)
+	name := nameFor(CompXZ, file)
+	n, err := f.ing.NAR(context.Background(), name, bytes.NewReader(file), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Key != "nar/"+name || n.Compression != CompXZ || n.FileHash != sha(file) {
+		t.Fatalf("keep mode stored %+v", n)
+	}
+	if !bytes.Equal(readBlob(t, f.store, n.Key), file) {
+		t.Fatal("keep mode changed the bytes")
+	}
+}
+
+func TestNARRefused(t *testing.T) {
+	plain := sampleNAR(t, "refused")
+	xzFile := compress(t, CompXZ, plain)
+	garbage := append(append([]byte{}, plain[:len(plain)-8]...), 1, 0, 0, 0, 0, 0, 0, 0)
+	unsorted := makeNARRaw(t)
+	cases := []struct {
+		name   string
+		upload string
+		body   []byte
+		size   int64
+		want   error
+	}{
+		{"hash does not match name", nameFor(CompXZ, []byte("other")), xzFile, -1, ErrInvalid},
+		{"not a NAR", nameFor(CompNone, []byte("hello world, not a nar")), []byte("hello world, not a nar"), -1, ErrUnsupported},
+		{"corrupt NAR", nameFor(CompNone, garbage), garbage, -1, ErrInvalid},
+		{"unsorted entries", nameFor(CompNone, unsorted), unsorted, -1, ErrInvalid},
+		{"truncated xz", nameFor(CompXZ, xzFile[:len(xzFile)/2]), xzFile[:len(xzFile)/2], -1, ErrInvalid},
+		{"truncated NAR", nameFor(CompNone, plain[:len(plain)-3]), plain[:len(plain)-3], -1, ErrInvalid},
+		{"trailing bytes after xz", nameFor(CompXZ, append(xzFile, "junk"...)), append(append([]byte{}, xzFile...), "junk"...), -1, ErrInvalid},
+		{"extension lies", strings.TrimSuffix(nameFor(CompXZ, xzFile), ".nar.xz") + ".nar.zst", xzFile, -1, ErrInvalid},
+		{"short of Content-Length", nameFor(CompXZ, xzFile), xzFile, int64(len(xzFile) + 10), ErrInvalid},
+		{"brotli", strings.TrimSuffix(nameFor(CompXZ, xzFile), ".nar.xz") + ".nar.br", xzFile, -1, ErrUnsupported},
+		{"bad name", "../../etc/passwd", plain, -1, ErrInvalid},
+		{"empty body", nameFor(CompNone, nil), nil, -1, ErrUnsupported},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			_, err := f.ing.NAR(context.Background(), c.upload, bytes.NewReader(c.body), c.size)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if k := keys(t, f.store); len(k) != 0 {
+				t.Fatalf("a refused upload left blobs: %v", k)
+			}
+			if _, err := f.cat.LookupNAR(context.Background(), "nar/"+c.upload); !errors.Is(err, catalog.ErrNotFound) {
+				t.Fatalf("a refused upload was recorded: %v", err)
+			}
+		})
+	}
+}
+
+// makeNARRaw writes, by hand, a directory whose entries are out of order.
+func makeNARRaw(t *testing.T) []byte {
+	var b bytes.Buffer
+	str := func(s string) {
+		var n [8]byte
+		n[0] = byte(len(s))
+		b.Write(n[:])
+		b.WriteString(s)
+		b.Write(make([]byte, (8-len(s)%8)%8))
+	}
+	str("nix-archive-1")
+	for _, s := range []string{"(", "type", "directory"} {
+		str(s)
+	}
+	for _, name := range []string{"b", "a"} {
+		for _, s := range []string{"entry", "(", "name", name, "node", "(", "type", "regular", "contents", "", ")", ")"} {
+			str(s)
+		}
+	}
+	str(")")
+	return b.Bytes()
+}
+
+// failingStore injects write failures into a real store.
+type failingStore struct {
+	storage.Store
+	fail error
+}
+
+type failingUpload struct {
+	storage.Upload
+	fail error
+}
+
+func (s failingStore) Create(ctx context.Context) (storage.Upload, error) {
+	u, err := s.Store.Create(ctx)
+	return failingUpload{u, s.fail}, err
+}
+
+func (u failingUpload) Write(p []byte) (int, error) { return 0, u.fail }
+
+func TestNARStorageFailureIsNotTheClientsFault(t *testing.T) {
+	f := newFixture(t, nil)
+	boom := errors.New("disk on fire")
+	ing, err := New(failingStore{f.store, boom}, f.cat, Options{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := compress(t, CompXZ, sampleNAR(t, "fail"))
+	_, err = ing.NAR(context.Background(), nameFor(CompXZ, file), bytes.NewReader(file), -1)
+	if !errors.Is(err, boom) || errors.Is(err, ErrInvalid) {
+		t.Fatalf("got %v, want the storage error and not ErrInvalid", err)
+	}
+}
+
+// failingReader is a client that hangs up halfway.
+type failingReader struct {
+	r io.Reader
+	n int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+func TestNARClientHangsUp(t *testing.T) {
+	f := newFixture(t, nil)
+	file := compress(t, CompXZ, sampleNAR(t, "hangup"))
+	_, err := f.ing.NAR(context.Background(), nameFor(CompXZ, file), &failingReader{bytes.NewReader(file), len(file) / 2}, int64(len(file)))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "reading the body") {
+		t.Fatalf("got %v", err)
+	}
+	if k := keys(t, f.store); len(k) != 0 {
+		t.Fatalf("left blobs: %v", k)
+	}
+}
+
+func TestNARSameContentsTwice(t *testing.T) {
+	f := newFixture(t, nil)
+	plain := sampleNAR(t, "twice")
+	first, second := compress(t, CompXZ, plain), compress(t, CompBzip2, plain)
+	a, err := f.ing.NAR(context.Background(), nameFor(CompXZ, first), bytes.NewReader(first), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.ing.NAR(context.Background(), nameFor(CompBzip2, second), bytes.NewReader(second), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Key != b.Key || a.ListingKey != b.ListingKey {
+		t.Fatalf("the same NAR stored twice: %s and %s", a.Key, b.Key)
+	}
+	if n := len(keys(t, f.store)); n != 2 {
+		t.Fatalf("%d blobs, want one NAR and one listing", n)
+	}
+}
