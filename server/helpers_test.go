@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/nix-cached/cached/auth"
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/sqlite"
+	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/nar"
+	"github.com/nix-cached/cached/narinfo"
+	"github.com/nix-cached/cached/nixbase32"
+	"github.com/nix-cached/cached/nixhash"
+	"github.com/nix-cached/cached/signing"
+	"github.com/nix-cached/cached/storage"
+	"github.com/nix-cached/cached/storage/disk"
+)
+
+const (
+	pushToken = "push-secret-0123456789"
+	readToken = "read-secret-0123456789"
+)
+
+// lockedBuffer collects log output from concurrent handlers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// env is a server over a disk store and a SQLite catalog.
+type env struct {
+	t     *testing.T
+	srv   *httptest.Server
+	cat   catalog.Catalog
+	store storage.Store
+	key   signing.SecretKey
+	logs  *lockedBuffer
+}
+
+func newEnv(t *testing.T, publicRead bool) *env {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := sqlite.Open(context.Background(), filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.GenerateKey("server-test-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing, err := ingest.New(store, cat, ingest.Options{Keys: []signing.SecretKey{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.Config{PushTokens: []string{pushToken}, PublicRead: publicRead}
+	if !publicRead {
+		cfg.ReadTokens = []string{readToken}
+	}
+	logs := &lockedBuffer{}
+	s, err := New(Config{Priority: 30, WantMassQuery: true, PublicKeys: []signing.PublicKey{key.Public()},
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, cat, store, ing, auth.New(cfg, cat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: httptest.NewServer(s), cat: cat, store: store, key: key, logs: logs}
+	t.Cleanup(func() {
+		e.srv.Close()
+		cat.Close()
+		store.Close()
+	})
+	return e
+}
+
+// response is what a request returned.
+type response struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+// do sends a request; token "" sends none. Extra headers are "Name: value".
+func (e *env) do(method, path, token string, body []byte, headers ...string) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.SetBasicAuth("nix", token)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, string(b)}
+}
+
+// expect fails the test unless r has the given status.
+func (r response) expect(t *testing.T, code int, what string) response {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("%s: status %d, want %d (%s)", what, r.code, code, strings.TrimSpace(r.body))
+	}
+	return r
+}
+
+// pushed is a path pushed through the HTTP API.
+type pushed struct {
+	base    string // hash-name
+	plain   []byte // the NAR
+	xzName  string // the name its NAR was uploaded under
+	narinfo narinfo.NarInfo
+}
+
+// push uploads a NAR (xz) and its narinfo the way nix copy does.
+func (e *env) push(base string, contents string, refs ...string) pushed {
+	e.t.Helper()
+	var plain bytes.Buffer
+	w := nar.NewWriter(&plain)
+	if err := w.WriteHeader(&nar.Header{Path: "/", Type: nar.TypeRegular, Size: int64(len(contents))}); err != nil {
+		e.t.Fatal(err)
+	}
+	io.WriteString(w, contents)
+	if err := w.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	var file bytes.Buffer
+	xw, _ := xz.NewWriter(&file)
+	xw.Write(plain.Bytes())
+	xw.Close()
+	fsum := sha256.Sum256(file.Bytes())
+	nsum := sha256.Sum256(plain.Bytes())
+	name := nixbase32.EncodeToString(fsum[:]) + ".nar.xz"
+	e.do("PUT", "/nar/"+name, pushToken, file.Bytes(), "Content-Type: application/x-nix-nar").expect(e.t, 204, "PUT NAR")
+	ni := narinfo.NarInfo{
+		StorePath: "/nix/store/" + base, URL: "nar/" + name, Compression: "xz",
+		FileHash: nixhash.NewSHA256(fsum), FileSize: uint64(file.Len()),
+		NarHash: nixhash.NewSHA256(nsum), NarSize: uint64(plain.Len()), References: refs,
+	}
+	e.do("PUT", "/"+base[:32]+".narinfo", pushToken, []byte(ni.String())).expect(e.t, 204, "PUT narinfo")
+	return pushed{base: base, plain: plain.Bytes(), xzName: name, narinfo: ni}
+}

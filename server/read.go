@@ -1,0 +1,210 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/storepath"
+)
+
+// Content types, as Nix itself uses them.
+const (
+	typeCacheInfo = "text/x-nix-cache-info"
+	typeNarInfo   = "text/x-nix-narinfo"
+	typeNAR       = "application/x-nix-nar"
+	typeJSON      = "application/json"
+	typeText      = "text/plain; charset=utf-8"
+)
+
+// cacheControl says how long proxies may keep an answer. NARs are named by
+// their hash and never change; a narinfo may gain signatures.
+func (s *Server) cacheControl(immutable bool) string {
+	scope := "public"
+	if s.private {
+		scope = "private"
+	}
+	if immutable {
+		return scope + ", max-age=31536000, immutable"
+	}
+	return scope + ", max-age=60"
+}
+
+// writeSmall sends a small in-memory body (HEAD gets only the headers).
+func writeSmall(w http.ResponseWriter, r *http.Request, ctype, body string) {
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	body := "cached: a Nix binary cache.\n\nnix.conf:\n  substituters = <this URL>\n"
+	for _, k := range s.cfg.PublicKeys {
+		body += "  trusted-public-keys = " + k.String() + "\n"
+	}
+	writeSmall(w, r, typeText, body)
+}
+
+func (s *Server) cacheInfo(w http.ResponseWriter, r *http.Request) {
+	writeSmall(w, r, typeCacheInfo, s.info)
+}
+
+func (s *Server) publicKey(w http.ResponseWriter, r *http.Request) {
+	writeSmall(w, r, typeText, s.keys)
+}
+
+// hashParam returns the validated store path hash part of the request.
+func hashParam(r *http.Request) (string, error) {
+	h := chi.URLParam(r, "hash")
+	if err := storepath.ValidateHashPart(h); err != nil {
+		return "", fmt.Errorf("%w: %q is not a store path hash", errBadRequest, h)
+	}
+	return h, nil
+}
+
+// getNarInfo serves a narinfo from the catalog alone; a miss never touches
+// blob storage.
+func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
+	hash, err := hashParam(r)
+	if err != nil {
+		return err
+	}
+	text, err := s.cat.NarInfo(r.Context(), hash)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", s.cacheControl(false))
+	writeSmall(w, r, typeNarInfo, text)
+	return nil
+}
+
+// serveBlob streams a stored object with Range, HEAD and conditional
+// request support. On disk the object is an *os.File, so the bytes go out
+// through sendfile and memory use does not depend on the object's size.
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, key, ctype, etag string, immutable bool) error {
+	f, err := s.store.Open(r.Context(), key)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Cache-Control", s.cacheControl(immutable))
+	if etag != "" {
+		h.Set("ETag", `"`+etag+`"`)
+	}
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
+	file := chi.URLParam(r, "file")
+	if _, _, err := ingest.ParseNARName(file); err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	// The file name starts with the hash of its contents: a strong ETag.
+	return s.serveBlob(w, r, "nar/"+file, typeNAR, file[:52], true)
+}
+
+// getListing serves the .ls listing that ingest computed from the NAR.
+func (s *Server) getListing(w http.ResponseWriter, r *http.Request) error {
+	hash, err := hashParam(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.cat.Path(r.Context(), hash)
+	if err != nil {
+		return err
+	}
+	n, err := s.cat.LookupNAR(r.Context(), p.NARKey)
+	if err != nil {
+		return err
+	}
+	if n.ListingKey == "" {
+		return errNotFound
+	}
+	return s.serveBlob(w, r, n.ListingKey, typeJSON, "", false)
+}
+
+// drvParam returns the validated derivation basename of a log request.
+func drvParam(r *http.Request) (string, error) {
+	drv := chi.URLParam(r, "drv")
+	if _, err := storepath.ParseBase(drv); err != nil || !strings.HasSuffix(drv, ".drv") {
+		return "", fmt.Errorf("%w: %q is not a derivation name", errBadRequest, drv)
+	}
+	return drv, nil
+}
+
+func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
+	drv, err := drvParam(r)
+	if err != nil {
+		return err
+	}
+	return s.serveBlob(w, r, "log/"+drv, typeText, "", false)
+}
+
+func (s *Server) getRealisation(w http.ResponseWriter, r *http.Request) error {
+	id, err := realisationParam(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.cat.Realisation(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", s.cacheControl(false))
+	writeSmall(w, r, typeJSON, string(body))
+	return nil
+}
+
+// debugInfo is the JSON that index-debug-info uploads.
+type debugInfo struct {
+	Archive string `json:"archive"`
+	Member  string `json:"member"`
+}
+
+// getDebugInfo serves a debuginfo entry. Its archive names the NAR as it
+// was uploaded; when ingest stored that NAR under another name (zstd),
+// the reference is rewritten to the stored file.
+func (s *Server) getDebugInfo(w http.ResponseWriter, r *http.Request) error {
+	id, err := debugInfoParam(r)
+	if err != nil {
+		return err
+	}
+	f, err := s.store.Open(r.Context(), "debuginfo/"+id)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxSmallBody))
+	if err != nil {
+		return fmt.Errorf("server: reading debuginfo %s: %w", id, err)
+	}
+	var di debugInfo
+	if err := json.Unmarshal(raw, &di); err != nil {
+		return fmt.Errorf("server: stored debuginfo %s is not JSON: %w", id, err)
+	}
+	if name, ok := strings.CutPrefix(di.Archive, "../"); ok {
+		if n, err := s.cat.LookupNAR(r.Context(), name); err == nil && n.Key != name {
+			di.Archive = "../" + n.Key
+		}
+	}
+	var out bytes.Buffer
+	if err := json.NewEncoder(&out).Encode(di); err != nil {
+		return fmt.Errorf("server: encoding debuginfo: %w", err)
+	}
+	writeSmall(w, r, typeJSON, strings.TrimSuffix(out.String(), "\n"))
+	return nil
+}
