@@ -1,0 +1,62 @@
+// Command cached is a Nix binary cache server.
+//
+//	cached serve [flags]                          run the cache
+//	cached keygen NAME SECRET_FILE PUBLIC_FILE    make a signing key pair
+//	cached token create|ls|rm                     manage push and read tokens
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `cached: a Nix binary cache server
+
+usage:
+  cached serve [flags]                        serve the cache (cached serve -h lists flags)
+  cached keygen NAME SECRET_FILE PUBLIC_FILE  make a signing key pair, as nix-store --generate-binary-cache-key
+  cached token create|ls|rm                   manage tokens (cached token for details)
+
+Every flag can also be set as CACHED_<FLAG> in the environment (CACHED_DATA_DIR for
+--data-dir) or in a file given with --config (lines "data-dir = /var/lib/cached").
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], stdout)
+	case "keygen":
+		err = runKeygen(args[1:], stdout)
+	case "token":
+		err = runToken(ctx, args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "cached: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "cached: %v\n", err)
+	return 1
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nix-cached/cached/auth"
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/server"
+	"github.com/nix-cached/cached/signing"
+	"github.com/nix-cached/cached/storepath"
+)
+
+type serveFlags struct {
+	data            *dataFlags
+	listen          string
+	signingKeys     listFlag
+	pushTokenFile   string
+	readTokenFile   string
+	storeDir        string
+	priority        int
+	wantMassQuery   bool
+	narCompression  string
+	zstdLevel       int
+	allowIncomplete bool
+	uploadLease     time.Duration
+	logLevel        string
+	logFormat       string
+}
+
+func newServeFlags() (*flag.FlagSet, *serveFlags) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	f := &serveFlags{data: addDataFlags(fs)}
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to listen on (use :8080 for every interface)")
+	fs.Var(&f.signingKeys, "signing-key-file", "secret key `file` to sign narinfos with (repeatable; default: DATA-DIR/signing-key, generated on first start)")
+	fs.StringVar(&f.pushTokenFile, "push-token-file", "", "`file` of push tokens, one a line (in addition to `cached token create`)")
+	fs.StringVar(&f.readTokenFile, "read-token-file", "", "`file` of read tokens, one a line; when set, reads need a token")
+	fs.StringVar(&f.storeDir, "store-dir", storepath.DefaultStoreDir, "Nix store `directory` of the cached paths")
+	fs.IntVar(&f.priority, "priority", 30, "substituter `priority` advertised in nix-cache-info (lower is tried first; cache.nixos.org is 40)")
+	fs.BoolVar(&f.wantMassQuery, "want-mass-query", true, "advertise WantMassQuery in nix-cache-info")
+	fs.StringVar(&f.narCompression, "nar-compression", ingest.ModeZstd, "how NARs are stored: `zstd` (transcode xz, bzip2, gzip and none to zstd) or keep (as uploaded)")
+	fs.IntVar(&f.zstdLevel, "zstd-level", 3, "zstd `level` for transcoded NARs (1-22)")
+	fs.BoolVar(&f.allowIncomplete, "allow-incomplete-closures", false, "publish paths whose references are not in the cache")
+	fs.DurationVar(&f.uploadLease, "upload-lease", 24*time.Hour, "how long an uploaded NAR that no narinfo claims is kept")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
+	return fs, f
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q (want text or json)", errUsage, format)
+}
+
+func runServe(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, f := newServeFlags()
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	log, err := newLogger(os.Stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	b, err := f.data.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	keys, err := loadOrCreateKeys(f, stdout)
+	if err != nil {
+		return err
+	}
+	authCfg, err := tokenConfig(ctx, f, b.cat, stdout)
+	if err != nil {
+		return err
+	}
+	ing, err := ingest.New(b.store, b.cat, ingest.Options{
+		StoreDir:               f.storeDir,
+		Mode:                   f.narCompression,
+		ZstdLevel:              f.zstdLevel,
+		Keys:                   keys,
+		AllowIncompleteClosure: f.allowIncomplete,
+		UploadLease:            f.uploadLease,
+	})
+	if err != nil {
+		return err
+	}
+	pubs := make([]signing.PublicKey, len(keys))
+	for i, k := range keys {
+		pubs[i] = k.Public()
+	}
+	srv, err := server.New(server.Config{
+		StoreDir:      f.storeDir,
+		Priority:      f.priority,
+		WantMassQuery: f.wantMassQuery,
+		PublicKeys:    pubs,
+		Logger:        log,
+	}, b.cat, b.store, ing, auth.New(authCfg, b.cat))
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	for _, p := range pubs {
+		fmt.Fprintf(stdout, "public key: %s\n", p)
+	}
+	fmt.Fprintf(stdout, "cached: serving http://%s (store %s, data %s)\n", ln.Addr(), f.storeDir, f.data.dataDir)
+	log.Info("serving", "addr", ln.Addr().String(), "store_dir", f.storeDir, "data_dir", f.data.dataDir,
+		"public_keys", len(pubs), "public_read", authCfg.PublicRead)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go sweepLoop(ctx, ing, log, f.uploadLease)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// sweepLoop removes unclaimed uploads regularly: a minute after start, then
+// every lease/24 (at least every minute, at most hourly).
+func sweepLoop(ctx context.Context, ing *ingest.Ingester, log *slog.Logger, lease time.Duration) {
+	every := min(max(lease/24, time.Minute), time.Hour)
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := ing.SweepUnclaimed(ctx)
+		if err != nil {
+			log.Error("sweeping unclaimed uploads", "err", err)
+		} else if res.NARs+res.Blobs > 0 {
+			log.Info("swept unclaimed uploads", "nars", res.NARs, "orphan_blobs", res.Blobs, "bytes", res.Bytes)
+		}
+		t.Reset(every)
+	}
+}
+
+// defaultKeyName names a generated key after the host, so that keys of
+// different caches do not collide in trusted-public-keys.
+func defaultKeyName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "cached-1"
+	}
+	h = strings.Map(func(r rune) rune {
+		if r == ':' || r == ' ' || r == '\t' {
+			return '-'
+		}
+		return r
+	}, h)
+	return h + "-cached-1"
+}
+
+// loadOrCreateKeys loads the signing keys; with none configured it uses
+// DATA-DIR/signing-key, generating it on first start.
+func loadOrCreateKeys(f *serveFlags, stdout io.Writer) ([]signing.SecretKey, error) {
+	paths := f.signingKeys.vals
+	if len(paths) == 0 {
+		p := filepath.Join(f.data.dataDir, "signing-key")
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			sk, err := signing.GenerateKey(defaultKeyName(), rand.Reader)
+			if err != nil {
+				return nil, err
+			}
+			if err := signing.WriteKeyFiles(sk, p, p+".pub"); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(stdout, "generated signing key %s (public half in %s.pub)\n", p, p)
+		}
+		paths = []string{p}
+	}
+	keys := make([]signing.SecretKey, 0, len(paths))
+	for _, p := range paths {
+		sk, err := signing.LoadSecretKeyFile(p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, sk)
+	}
+	return keys, nil
+}
+
+// tokenConfig loads token files. When neither a push token file nor any
+// push token in the catalog exists, it creates one and prints it once.
+func tokenConfig(ctx context.Context, f *serveFlags, cat catalog.Catalog, stdout io.Writer) (auth.Config, error) {
+	cfg := auth.Config{PublicRead: f.readTokenFile == ""}
+	var err error
+	if f.pushTokenFile != "" {
+		if cfg.PushTokens, err = auth.ReadTokenFile(f.pushTokenFile); err != nil {
+			return cfg, err
+		}
+	}
+	if f.readTokenFile != "" {
+		if cfg.ReadTokens, err = auth.ReadTokenFile(f.readTokenFile); err != nil {
+			return cfg, err
+		}
+	}
+	if len(cfg.PushTokens) > 0 {
+		return cfg, nil
+	}
+	toks, err := cat.Tokens(ctx)
+	if err != nil {
+		return cfg, err
+	}
+	for _, t := range toks {
+		if t.Scope == catalog.ScopePush {
+			return cfg, nil
+		}
+	}
+	secret, err := createToken(ctx, cat, "default", catalog.ScopePush)
+	if err != nil {
+		return cfg, err
+	}
+	fmt.Fprintf(stdout, "push token (shown only this once; use it as the netrc password): %s\n", secret)
+	return cfg, nil
+}

@@ -1,0 +1,207 @@
+// Package e2e runs the cached binary against the real Nix client.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the cached executable built once for the package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cached-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "cached")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/cached")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cached:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a running `cached serve`.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	URL    string
+	Stdout *syncBuffer
+	Stderr *syncBuffer
+	done   chan error
+}
+
+var servingLine = regexp.MustCompile(`cached: serving (http://\S+)`)
+
+// start runs `cached serve args...` in dir with extra environment and waits
+// until it prints the address it serves. Pass --listen 127.0.0.1:0 to get a
+// free port.
+func start(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), env...)
+	outR, outW := io.Pipe()
+	p.cmd.Stdout = io.MultiWriter(p.Stdout, outW)
+	p.cmd.Stderr = p.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting cached: %v", err)
+	}
+	go func() { p.done <- p.cmd.Wait(); outW.Close() }()
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				urlc <- m[1]
+				break
+			}
+		}
+		io.Copy(io.Discard, outR)
+	}()
+	select {
+	case p.URL = <-urlc:
+	case err := <-p.done:
+		t.Fatalf("cached exited before serving: %v\nstdout:\n%s\nstderr:\n%s", err, p.Stdout, p.Stderr)
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		t.Fatalf("cached did not start\nstdout:\n%s\nstderr:\n%s", p.Stdout, p.Stderr)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("cached stdout:\n%s\ncached stderr:\n%s", p.Stdout, p.Stderr)
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and checks that the server shuts down cleanly.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Fatalf("cached exited with %v after SIGTERM\n%s", err, p.Stderr)
+		}
+	case <-time.After(60 * time.Second):
+		p.t.Fatal("cached did not stop after SIGTERM")
+	}
+}
+
+// requests returns the request log lines with this method.
+func (p *proc) requests(method string) []string {
+	var out []string
+	for _, l := range strings.Split(p.Stderr.String(), "\n") {
+		if strings.Contains(l, "msg=request") && strings.Contains(l, "method="+method+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// get fetches a path from the server with an optional bearer token.
+func (p *proc) get(path, token string) (int, string) {
+	p.t.Helper()
+	return p.do(http.MethodGet, path, token, nil)
+}
+
+func (p *proc) do(method, path, token string, body []byte) (int, string) {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.URL+path, bytes.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// netrc writes a netrc file that gives Nix the token for the server's host.
+func netrc(t *testing.T, token string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "netrc")
+	if err := os.WriteFile(f, []byte("machine 127.0.0.1 login cached password "+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// cachedCmd runs a cached subcommand and returns its stdout.
+func cachedCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cached %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String()
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
