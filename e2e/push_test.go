@@ -47,7 +47,13 @@ func deleteLocally(t *testing.T, c *nixtest.Client, paths []string) {
 // that every path came back by substitution with its original hash.
 func substitute(t *testing.T, url, key, top string, want map[string]string) {
 	t.Helper()
-	c := nixtest.New(t, "substituters = "+url, "trusted-public-keys = "+key)
+	substituteWith(t, url, key, top, want)
+}
+
+// substituteWith is substitute with extra nix.conf lines.
+func substituteWith(t *testing.T, url, key, top string, want map[string]string, extraConf ...string) {
+	t.Helper()
+	c := nixtest.New(t, append([]string{"substituters = " + url, "trusted-public-keys = " + key}, extraConf...)...)
 	_, stderr, err := c.Try("nix-store", "-r", top)
 	if err != nil {
 		t.Fatalf("substituting %s: %v\n%s", top, err, stderr)

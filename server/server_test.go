@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/nix-cached/cached/nar"
 	"github.com/nix-cached/cached/narinfo"
 	"github.com/nix-cached/cached/signing"
+	"github.com/nix-cached/cached/storage"
 )
 
 const (
@@ -233,5 +236,40 @@ func TestRequestLog(t *testing.T) {
 	}
 	if strings.Contains(logs, pushToken) {
 		t.Error("the token reached the logs")
+	}
+}
+
+// tripwire is a blob store that fails the test when touched.
+type tripwire struct {
+	storage.Store
+	t *testing.T
+}
+
+func (w tripwire) Open(ctx context.Context, key string) (io.ReadSeekCloser, error) {
+	w.t.Errorf("storage Open(%s) during a narinfo lookup", key)
+	return w.Store.Open(ctx, key)
+}
+
+func (w tripwire) Stat(ctx context.Context, key string) (storage.Info, error) {
+	w.t.Errorf("storage Stat(%s) during a narinfo lookup", key)
+	return w.Store.Stat(ctx, key)
+}
+
+func (w tripwire) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	w.t.Errorf("storage List(%s) during a narinfo lookup", prefix)
+	return w.Store.List(ctx, prefix, fn)
+}
+
+func TestNarInfoNeverTouchesStorage(t *testing.T) {
+	e := newEnv(t, true)
+	e.push(pathA, "present")
+	s, ok := e.srv.Config.Handler.(*Server)
+	if !ok {
+		t.Fatal("test server does not run a *Server")
+	}
+	s.store = tripwire{s.store, t}
+	for _, m := range []string{"GET", "HEAD"} {
+		e.do(m, "/"+pathA[:32]+".narinfo", "", nil).expect(t, 200, m+" hit")
+		e.do(m, "/"+pathB[:32]+".narinfo", "", nil).expect(t, 404, m+" miss")
 	}
 }

@@ -1,0 +1,119 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/sqlite"
+)
+
+func request(basic, bearer string) *http.Request {
+	r, _ := http.NewRequest("GET", "http://cache/x.narinfo", nil)
+	if basic != "" {
+		r.SetBasicAuth("any-login", basic)
+	}
+	if bearer != "" {
+		r.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return r
+}
+
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	cat, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	created, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	createdRead, _ := NewSecret()
+	for name, tok := range map[string]struct {
+		secret string
+		scope  catalog.Scope
+	}{"ci": {created, catalog.ScopePush}, "reader": {createdRead, catalog.ScopeRead}} {
+		if err := cat.CreateToken(ctx, catalog.Token{Name: name, Hash: Hash(tok.secret), Scope: tok.scope, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	private := New(Config{PushTokens: []string{"file-push"}, ReadTokens: []string{"file-read"}}, cat)
+	public := New(Config{PushTokens: []string{"file-push"}, PublicRead: true}, cat)
+	cases := []struct {
+		a      *Authenticator
+		r      *http.Request
+		scope  catalog.Scope
+		wantOK bool
+	}{
+		{public, request("", ""), catalog.ScopeRead, true},
+		{public, request("", ""), catalog.ScopePush, false},
+		{public, request("file-push", ""), catalog.ScopePush, true},
+		{public, request("", "file-push"), catalog.ScopePush, true},
+		{public, request("file-push-", ""), catalog.ScopePush, false},
+		{public, request(created, ""), catalog.ScopePush, true},
+		{public, request(createdRead, ""), catalog.ScopePush, false},
+		{private, request("", ""), catalog.ScopeRead, false},
+		{private, request("file-read", ""), catalog.ScopeRead, true},
+		{private, request("file-read", ""), catalog.ScopePush, false},
+		{private, request("file-push", ""), catalog.ScopeRead, true},
+		{private, request(createdRead, ""), catalog.ScopeRead, true},
+		{private, request("", createdRead), catalog.ScopeRead, true},
+		{private, request("nope", ""), catalog.ScopeRead, false},
+	}
+	for i, c := range cases {
+		err := c.a.Check(ctx, c.r, c.scope)
+		if c.wantOK && err != nil || !c.wantOK && !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("case %d: Check = %v, want ok=%v", i, err, c.wantOK)
+		}
+	}
+	if err := cat.DeleteToken(ctx, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	if err := public.Check(ctx, request(created, ""), catalog.ScopePush); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("a deleted token still works: %v", err)
+	}
+}
+
+// brokenTokens is a token store that cannot answer.
+type brokenTokens struct{}
+
+func (brokenTokens) TokenByHash(context.Context, []byte) (catalog.Token, error) {
+	return catalog.Token{}, errors.New("database unreachable")
+}
+
+func TestCheckStoreFailureIsNotUnauthorized(t *testing.T) {
+	a := New(Config{PublicRead: true}, brokenTokens{})
+	err := a.Check(context.Background(), request("some-token", ""), catalog.ScopePush)
+	if err == nil || errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("got %v, want an error that is not ErrUnauthorized", err)
+	}
+}
+
+func TestReadTokenFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(f, []byte("# comment\n\n  one  \ntwo\n"), 0o600)
+	got, err := ReadTokenFile(f)
+	if err != nil || strings.Join(got, ",") != "one,two" {
+		t.Fatalf("ReadTokenFile = %q, %v", got, err)
+	}
+	os.WriteFile(f, []byte("# only comments\n"), 0o600)
+	if _, err := ReadTokenFile(f); err == nil {
+		t.Fatal("an empty token file was accepted")
+	}
+}
+
+func TestNewSecret(t *testing.T) {
+	a, _ := NewSecret()
+	b, _ := NewSecret()
+	if a == b || !strings.HasPrefix(a, "cached_") || len(a) < 40 || strings.ContainsAny(a, " \t\n") {
+		t.Fatalf("secrets %q, %q", a, b)
+	}
+}

@@ -1,0 +1,50 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nix-cached/cached/internal/nixtest"
+)
+
+// TestPrivateCacheTwoKeys runs a cache whose reads need a token, signing
+// with two keys: one made by Nix and one by `cached keygen`. Nix reads
+// with the token from its netrc, trusting either key alone.
+func TestPrivateCacheTwoKeys(t *testing.T) {
+	builder := nixtest.New(t)
+	dir := t.TempDir()
+	nixSK, nixPK := filepath.Join(dir, "nix-sk"), filepath.Join(dir, "nix-pk")
+	builder.Run("nix-store", "--generate-binary-cache-key", "made-by-nix-1", nixSK, nixPK)
+	ourSK, ourPK := filepath.Join(dir, "our-sk"), filepath.Join(dir, "our-pk")
+	cachedCmd(t, dir, "keygen", "made-by-cached-1", ourSK, ourPK)
+	writeFile(t, filepath.Join(dir, "push"), "push-"+nixtest.Nonce()+"\n")
+	writeFile(t, filepath.Join(dir, "read"), "read-"+nixtest.Nonce()+"\n")
+	srv := start(t, dir, nil, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+		"--signing-key-file", nixSK, "--signing-key-file", ourSK,
+		"--push-token-file", filepath.Join(dir, "push"), "--read-token-file", filepath.Join(dir, "read"))
+
+	nonce := nixtest.Nonce()
+	top := builder.Build(closureExpr(nonce))[0]
+	closure := builder.Closure(top)
+	want := hashes(t, builder, closure)
+	pushToken := readFile(t, filepath.Join(dir, "push"))
+	readToken := readFile(t, filepath.Join(dir, "read"))
+	nixtest.New(t, "netrc-file = "+netrc(t, pushToken[:len(pushToken)-1])).Run("nix", "copy", "--to", srv.URL, top)
+
+	if code, _ := srv.get("/"+filepath.Base(top)[:32]+".narinfo", ""); code != 401 {
+		t.Fatalf("an anonymous narinfo read got %d, want 401", code)
+	}
+	readNetrc := "netrc-file = " + netrc(t, readToken[:len(readToken)-1])
+	for _, key := range []string{readFile(t, nixPK), readFile(t, ourPK)} {
+		deleteLocally(t, builder, closure)
+		anon := nixtest.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+key)
+		if _, stderr, err := anon.Try("nix-store", "-r", top); err == nil {
+			t.Fatalf("substitution from a private cache without a token succeeded:\n%s", stderr)
+		}
+		if _, err := os.Lstat(top); !os.IsNotExist(err) {
+			t.Fatal("a path appeared without a read token")
+		}
+		substituteWith(t, srv.URL, key, top, want, readNetrc)
+	}
+}
