@@ -20,6 +20,7 @@ usage:
   cached serve [flags]                        serve the cache (cached serve -h lists flags)
   cached keygen NAME SECRET_FILE PUBLIC_FILE  make a signing key pair, as nix-store --generate-binary-cache-key
   cached token create|ls|rm                   manage tokens (cached token for details)
+  cached verify [--contents] [--data-dir DIR] check the cache's consistency (--contents re-reads every NAR)
 
 Every flag can also be set as CACHED_<FLAG> in the environment (CACHED_DATA_DIR for
 --data-dir) or in a file given with --config (lines "data-dir = /var/lib/cached").
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runKeygen(args[1:], stdout)
 	case "token":
 		err = runToken(ctx, args[1:], stdout)
+	case "verify":
+		err = runVerify(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/nix-cached/cached/gc"
+)
+
+// errProblems is returned by `cached verify` when the cache is inconsistent.
+var errProblems = errors.New("the cache is inconsistent")
+
+// runVerify checks the cache's consistency, printing one line per problem
+// and a summary. It works while a server runs on the same data directory.
+func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	data := addDataFlags(fs)
+	contents := fs.Bool("contents", false, "also re-read every NAR file and check its hashes and sizes")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: verify takes no arguments, got %q", errUsage, fs.Args())
+	}
+	// Opening would create an empty cache, which verifies clean.
+	if _, err := os.Stat(data.dataDir); err != nil {
+		return fmt.Errorf("verify: data directory: %w", err)
+	}
+	b, err := data.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	rep, err := gc.Verify(ctx, b.cat, b.store, gc.VerifyOptions{Contents: *contents})
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, p)
+	}
+	if err != nil {
+		return fmt.Errorf("verify: could not finish after %d paths: %w", rep.Paths, err)
+	}
+	summary := fmt.Sprintf("verified %d paths, %d NARs, %d bytes", rep.Paths, rep.NARs, rep.Bytes)
+	if len(rep.Problems) > 0 {
+		fmt.Fprintf(stdout, "%s: %d problems\n", summary, len(rep.Problems))
+		return fmt.Errorf("%w: %d problems", errProblems, len(rep.Problems))
+	}
+	fmt.Fprintf(stdout, "%s: OK\n", summary)
+	return nil
+}
