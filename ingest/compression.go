@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -69,6 +70,10 @@ func sniff(br *bufio.Reader) (string, error) {
 	return "", fmt.Errorf("%w: body is neither a NAR nor xz, zstd, bzip2 or gzip data", ErrUnsupported)
 }
 
+// zstdDecoders keeps zstd decoders for reuse: each one holds several MiB
+// of buffers that would otherwise be allocated per upload.
+var zstdDecoders sync.Pool
+
 // maxZstdWindow bounds the memory a hostile zstd stream can make us use.
 const maxZstdWindow = 128 << 20
 
@@ -85,12 +90,23 @@ func decompress(comp string, r io.Reader) (io.Reader, func(), error) {
 		}
 		return xr, func() {}, nil
 	case CompZstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(maxZstdWindow))
-		if err != nil {
+		zr, ok := zstdDecoders.Get().(*zstd.Decoder)
+		if !ok {
+			var err error
+			zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxWindow(maxZstdWindow))
+			if err != nil {
+				return nil, nil, fmt.Errorf("ingest: creating zstd decoder: %w", err)
+			}
+		}
+		if err := zr.Reset(r); err != nil {
+			zstdDecoders.Put(zr)
 			return nil, nil, fmt.Errorf("%w: zstd: %v", ErrInvalid, err)
 		}
-		return zr, zr.Close, nil
+		return zr, func() {
+			zr.Reset(nil) //nolint:errcheck // only drops the reference to r
+			zstdDecoders.Put(zr)
+		}, nil
 	case CompBzip2:
 		return bzip2.NewReader(r), func() {}, nil
 	case CompGzip:

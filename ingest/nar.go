@@ -129,6 +129,10 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	upload, stored, narSum := newHashCounter(), newHashCounter(), newHashCounter()
 	var raw io.Writer = upload
 	var narSide io.Writer = narSum
+	if comp == CompNone {
+		// The upload is the NAR: hash it once.
+		narSum, narSide = upload, io.Discard
+	}
 	var enc *zstd.Encoder
 	if keep {
 		raw = io.MultiWriter(upload, sink)
@@ -136,7 +140,7 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 		enc = in.encoder.Get().(*zstd.Encoder)
 		enc.Reset(io.MultiWriter(sink, stored))
 		defer func() { enc.Reset(nil); in.encoder.Put(enc) }()
-		narSide = io.MultiWriter(narSum, enc)
+		narSide = io.MultiWriter(narSide, enc)
 	}
 	compressed := io.TeeReader(br, raw)
 	plain, closeDec, err := decompress(comp, compressed)

@@ -61,41 +61,59 @@ type env struct {
 	logs  *lockedBuffer
 }
 
-func newEnv(t *testing.T, publicRead bool) *env {
-	t.Helper()
-	dir := t.TempDir()
+// parts is a Server over a disk store and a SQLite catalog in a temporary
+// directory, closed when the test ends.
+type parts struct {
+	s     *Server
+	ing   *ingest.Ingester
+	cat   catalog.Catalog
+	store storage.Store
+	key   signing.SecretKey
+}
+
+// newParts builds parts with the test tokens; reads are public or need
+// readToken. Request logs go to logs.
+func newParts(tb testing.TB, publicRead bool, logs io.Writer) parts {
+	tb.Helper()
+	dir := tb.TempDir()
 	store, err := disk.New(filepath.Join(dir, "blobs"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cat, err := sqlite.Open(context.Background(), filepath.Join(dir, "catalog.db"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	tb.Cleanup(func() {
+		cat.Close()
+		store.Close()
+	})
 	key, err := signing.GenerateKey("server-test-1", nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ing, err := ingest.New(store, cat, ingest.Options{Keys: []signing.SecretKey{key}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cfg := auth.Config{PushTokens: []string{pushToken}, PublicRead: publicRead}
 	if !publicRead {
 		cfg.ReadTokens = []string{readToken}
 	}
-	logs := &lockedBuffer{}
 	s, err := New(Config{Priority: 30, WantMassQuery: true, PublicKeys: []signing.PublicKey{key.Public()},
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}, cat, store, ing, auth.New(cfg, cat))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(s), cat: cat, store: store, key: key, logs: logs}
-	t.Cleanup(func() {
-		e.srv.Close()
-		cat.Close()
-		store.Close()
-	})
+	return parts{s: s, ing: ing, cat: cat, store: store, key: key}
+}
+
+func newEnv(t *testing.T, publicRead bool) *env {
+	t.Helper()
+	logs := &lockedBuffer{}
+	p := newParts(t, publicRead, logs)
+	e := &env{t: t, srv: httptest.NewServer(p.s), cat: p.cat, store: p.store, key: p.key, logs: logs}
+	t.Cleanup(e.srv.Close)
 	return e
 }
 

@@ -26,16 +26,18 @@ const (
 )
 
 // cacheControl says how long proxies may keep an answer. NARs are named by
-// their hash and never change; a narinfo may gain signatures.
+// their hash and never change; a narinfo may gain signatures. Private
+// caches (reads need a token) must not be kept by shared proxies.
 func (s *Server) cacheControl(immutable bool) string {
-	scope := "public"
-	if s.private {
-		scope = "private"
+	switch {
+	case immutable && s.private:
+		return "private, max-age=31536000, immutable"
+	case immutable:
+		return "public, max-age=31536000, immutable"
+	case s.private:
+		return "private, max-age=60"
 	}
-	if immutable {
-		return scope + ", max-age=31536000, immutable"
-	}
-	return scope + ", max-age=60"
+	return "public, max-age=60"
 }
 
 // writeSmall sends a small in-memory body (HEAD gets only the headers).

@@ -1,0 +1,39 @@
+# cached: a Nix binary cache server.
+GO ?= go
+FUZZTIME ?= 10s
+# Tests that need the Nix client fail instead of skipping.
+export CACHED_REQUIRE_NIX ?= 1
+
+.PHONY: all build run test test-deps check unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/cached ./cmd/cached
+
+# Serve on embedded defaults: ./cached-data, 127.0.0.1:8080.
+run:
+	$(GO) run ./cmd/cached serve
+
+# Everything: dependencies, formatting and vet, all tests (the real Nix
+# client included), and a short run of every fuzz target.
+test: test-deps check unit fuzz
+
+test-deps:
+	scripts/test-deps
+
+check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz:
+	scripts/fuzz $(FUZZTIME)
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=1s ./...
+
+clean:
+	rm -rf bin
