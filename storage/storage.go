@@ -57,12 +57,37 @@ type Upload interface {
 	Abort() error
 }
 
+// Presigner is implemented by drivers whose objects a client can fetch
+// directly, without the bytes passing through the server (S3).
+type Presigner interface {
+	// PresignGet returns a URL that serves the object for ttl. It does not
+	// check that the object exists.
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
+// KeyedCreator is implemented by drivers that do less work when an
+// upload's key is known as it starts (S3: a large upload goes straight to
+// its key instead of being copied there at Commit). Such an upload must be
+// committed under that key.
+type KeyedCreator interface {
+	CreateFor(ctx context.Context, key string) (Upload, error)
+}
+
+// CreateFor starts an upload that will be committed under key, through the
+// driver's KeyedCreator if it has one and Create otherwise.
+func CreateFor(ctx context.Context, s Store, key string) (Upload, error) {
+	if kc, ok := s.(KeyedCreator); ok {
+		return kc.CreateFor(ctx, key)
+	}
+	return s.Create(ctx)
+}
+
 // Put stores the whole of r under key atomically.
 func Put(ctx context.Context, s Store, key string, r io.Reader) (int64, error) {
 	if err := ValidateKey(key); err != nil {
 		return 0, err
 	}
-	u, err := s.Create(ctx)
+	u, err := CreateFor(ctx, s, key)
 	if err != nil {
 		return 0, err
 	}

@@ -13,7 +13,7 @@ import (
 func testRoundTrip(t *testing.T, s storage.Store) {
 	const key = "nar/0fmqhv6kapw15psla37l5i7r6qrvcb5ig6gkkyx7jhmg467ys7br.nar.zst"
 	data := []byte("nix-archive-1 and some more bytes")
-	put(t, s, key, data)
+	Put(t, s, key, data)
 	wantObject(t, s, key, data)
 	if err := s.Delete(t.Context(), key); err != nil {
 		t.Fatalf("Delete(%q): %v", key, err)
@@ -25,12 +25,12 @@ func testRoundTrip(t *testing.T, s storage.Store) {
 }
 
 func testEmptyObject(t *testing.T, s storage.Store) {
-	put(t, s, "empty", nil)
+	Put(t, s, "empty", nil)
 	wantObject(t, s, "empty", nil)
 }
 
 func testMissing(t *testing.T, s storage.Store) {
-	put(t, s, "dir/present", []byte("x"))
+	Put(t, s, "dir/present", []byte("x"))
 	for _, key := range []string{"absent", "dir/absent", "nodir/absent", "dir/present/below"} {
 		wantAbsent(t, s, key)
 	}
@@ -42,7 +42,7 @@ func testDeleteAbsent(t *testing.T, s storage.Store) {
 			t.Errorf("Delete(%q) of an absent key: %v", key, err)
 		}
 	}
-	put(t, s, "twice", []byte("x"))
+	Put(t, s, "twice", []byte("x"))
 	for range 2 {
 		if err := s.Delete(t.Context(), "twice"); err != nil {
 			t.Errorf("Delete: %v", err)
@@ -53,18 +53,20 @@ func testDeleteAbsent(t *testing.T, s storage.Store) {
 
 func testOverwrite(t *testing.T, s storage.Store) {
 	long := bytes.Repeat([]byte("long "), 1000)
-	put(t, s, "k", long)
-	put(t, s, "k", []byte("short"))
+	Put(t, s, "k", long)
+	Put(t, s, "k", []byte("short"))
 	wantObject(t, s, "k", []byte("short"))
-	put(t, s, "k", long)
+	Put(t, s, "k", long)
 	wantObject(t, s, "k", long)
 }
 
 // testReaderSurvivesOverwrite checks that an open reader keeps reading the
 // object it opened, never a mixture, when the key is replaced meanwhile.
-func testReaderSurvivesOverwrite(t *testing.T, s storage.Store) {
+// With mayFail, re-reading after a seek back may fail instead, but may still
+// return nothing but the old object's bytes.
+func testReaderSurvivesOverwrite(t *testing.T, s storage.Store, mayFail bool) {
 	old := bytes.Repeat([]byte("old!"), 4096)
-	put(t, s, "k", old)
+	Put(t, s, "k", old)
 	r, err := s.Open(t.Context(), "k")
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func testReaderSurvivesOverwrite(t *testing.T, s storage.Store) {
 	if _, err := io.ReadFull(r, half); err != nil {
 		t.Fatal(err)
 	}
-	put(t, s, "k", bytes.Repeat([]byte("NEW?"), 8192))
+	Put(t, s, "k", bytes.Repeat([]byte("NEW?"), 8192))
 	rest, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +87,13 @@ func testReaderSurvivesOverwrite(t *testing.T, s storage.Store) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
-	if all, err := io.ReadAll(r); err != nil || !bytes.Equal(all, old) {
-		t.Errorf("re-reading after Seek(0): %d bytes, %v; want the old object", len(all), err)
+	all, err := io.ReadAll(r)
+	switch {
+	case err == nil && bytes.Equal(all, old):
+	case err != nil && mayFail && bytes.HasPrefix(old, all):
+		t.Logf("re-reading a replaced object after Seek(0) failed, as the driver may: %v", err)
+	default:
+		t.Errorf("re-reading after Seek(0): %d bytes %.20q..., %v; want the old object", len(all), all, err)
 	}
 }
 
@@ -95,7 +102,7 @@ func testSeek(t *testing.T, s storage.Store) {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	put(t, s, "seek", data)
+	Put(t, s, "seek", data)
 	r, err := s.Open(t.Context(), "seek")
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +154,7 @@ func testSeek(t *testing.T, s storage.Store) {
 
 func testListStops(t *testing.T, s storage.Store) {
 	for _, k := range []string{"a/1", "a/2", "a/3", "b"} {
-		put(t, s, k, []byte(k))
+		Put(t, s, k, []byte(k))
 	}
 	for _, stop := range []error{errors.New("stop here"), fs.SkipAll, fs.SkipDir} {
 		calls := 0

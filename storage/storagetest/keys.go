@@ -10,10 +10,9 @@ import (
 )
 
 // validKeys uses every character ValidateKey allows, nested directories,
-// keys that are prefixes of other keys' directories, and a 1024-byte key.
-func validKeys() []string {
-	long := strings.Repeat(strings.Repeat("L", 200)+"/", 5)
-	long += strings.Repeat("l", 1024-len(long))
+// keys that are prefixes of other keys' directories, and a key of maxLen
+// bytes (1024 unless the driver declares less).
+func validKeys(maxLen int) []string {
 	return []string{
 		"nix-cache-info",
 		"5sbpggnbip0823i5hiz50vgjqgq7kd7c.narinfo",
@@ -26,25 +25,55 @@ func validKeys() []string {
 		"chars/_+=:!-.",
 		"a", "a/a", "a/a/a", "ab/a", "a/b/c/d/e/f/g/h",
 		"x", "-", "_", "=", "+", ":", "!", "0",
-		long,
+		longKey(maxLen),
 	}
 }
 
-func testValidKeys(t *testing.T, s storage.Store) {
-	keys := validKeys()
+// longKey returns a valid key of n bytes made of 200-byte directories.
+func longKey(n int) string {
+	long := strings.Repeat(strings.Repeat("L", 200)+"/", 5)
+	if n <= len(long) {
+		return long[:n-1] + "l"
+	}
+	return long + strings.Repeat("l", n-len(long))
+}
+
+// testValidKeys stores, reads, lists and deletes every valid key. With
+// nestedHidden, List may omit the keys that lie below another key.
+func testValidKeys(t *testing.T, s storage.Store, maxLen int, nestedHidden bool) {
+	keys := validKeys(maxLen)
 	want := make(map[string]int64)
+	hidden := make(map[string]bool)
 	for _, k := range keys {
 		if err := storage.ValidateKey(k); err != nil {
 			t.Fatalf("suite bug: %v", err)
 		}
-		put(t, s, k, []byte("<"+k+">"))
+		Put(t, s, k, []byte("<"+k+">"))
 		want[k] = int64(len(k) + 2)
+		for _, dir := range keys {
+			if nestedHidden && strings.HasPrefix(k, dir+"/") {
+				hidden[k] = true
+			}
+		}
 	}
 	for _, k := range keys {
-		wantObject(t, s, k, []byte("<"+k+">"))
+		if hidden[k] {
+			wantReadable(t, s, k, []byte("<"+k+">"))
+		} else {
+			wantObject(t, s, k, []byte("<"+k+">"))
+		}
 	}
-	if got := list(t, s, ""); !maps.Equal(got, want) {
-		t.Errorf("List(\"\") = %v\nwant %v", got, want)
+	got := list(t, s, "")
+	for k := range hidden {
+		if n, listed := got[k]; listed && n != want[k] {
+			t.Errorf("List(\"\") reports %q with size %d, want %d", k, n, want[k])
+		}
+		delete(got, k)
+	}
+	wantListed := maps.Clone(want)
+	maps.DeleteFunc(wantListed, func(k string, _ int64) bool { return hidden[k] })
+	if !maps.Equal(got, wantListed) {
+		t.Errorf("List(\"\") = %v\nwant %v", got, wantListed)
 	}
 	for _, k := range keys {
 		if err := s.Delete(t.Context(), k); err != nil {
@@ -58,7 +87,7 @@ func testValidKeys(t *testing.T, s storage.Store) {
 }
 
 func testInvalidKeys(t *testing.T, s storage.Store) {
-	put(t, s, "a/b", []byte("x")) // so that "a//b" and friends have a neighbour
+	Put(t, s, "a/b", []byte("x")) // so that "a//b" and friends have a neighbour
 	invalid := []string{
 		"", "/abs", "../x", "a/../b", "a//b", ".tmp/x", "a/.x", "a/", "a\\b", "a b",
 		".", "..", "./a", "a/.", "a\x00b", "a\nb", "é", strings.Repeat("k", 1025),
@@ -95,7 +124,7 @@ func testList(t *testing.T, s storage.Store) {
 		"realisations/a!out": 7,
 	}
 	for k, n := range objects {
-		put(t, s, k, []byte(strings.Repeat("z", int(n))))
+		Put(t, s, k, []byte(strings.Repeat("z", int(n))))
 	}
 	pick := func(keys ...string) map[string]int64 {
 		m := make(map[string]int64)
@@ -129,4 +158,33 @@ func testList(t *testing.T, s storage.Store) {
 			t.Errorf("List(%q) = %v\nwant %v", tt.prefix, got, tt.want)
 		}
 	}
+}
+
+// testKeyTooLong checks that a driver declaring a key limit below 1024
+// bytes refuses a valid key one byte over it, as an invalid key, and stores
+// nothing.
+func testKeyTooLong(t *testing.T, s storage.Store, maxLen int) {
+	key := longKey(maxLen + 1)
+	if err := storage.ValidateKey(key); err != nil {
+		t.Fatalf("suite bug: %v", err)
+	}
+	u := create(t.Context(), t, s)
+	write(t, u, []byte("payload"))
+	if err := u.Commit(t.Context(), key); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("Commit of a %d-byte key = %v, want ErrInvalidKey", len(key), err)
+	}
+	if _, err := s.Open(t.Context(), key); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("Open of a %d-byte key = %v, want ErrInvalidKey", len(key), err)
+	}
+	if _, err := s.Stat(t.Context(), key); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("Stat of a %d-byte key = %v, want ErrInvalidKey", len(key), err)
+	}
+	if err := s.Delete(t.Context(), key); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("Delete of a %d-byte key = %v, want ErrInvalidKey", len(key), err)
+	}
+	if l := list(t, s, ""); len(l) != 0 {
+		t.Errorf("List after refusing a long key = %v, want nothing", l)
+	}
+	Put(t, s, longKey(maxLen), []byte("fits"))
+	wantObject(t, s, longKey(maxLen), []byte("fits"))
 }

@@ -17,13 +17,42 @@ import (
 type Option func(*config)
 
 type config struct {
-	streaming bool
+	streaming     bool
+	maxKeyLen     int  // longest key the driver stores; 0 means 1024
+	reopenMayFail bool // a reader of a replaced object may fail when it seeks back
+	nestedHidden  bool // List may omit a key that lies below another key
 }
 
 // Streaming declares that the driver streams uploads and reads without
 // buffering whole objects, so Run bounds the memory of a 64 MiB round trip.
 func Streaming() Option {
 	return func(c *config) { c.streaming = true }
+}
+
+// MaxKeyLen declares that the driver stores keys of at most n bytes (n below
+// 1024), as S3 does when a bucket prefix takes part of its 1,024-byte key
+// limit. The suite's longest valid key is then n bytes long, and a valid key
+// of n+1 bytes must be refused with storage.ErrInvalidKey by every method.
+func MaxKeyLen(n int) Option {
+	return func(c *config) { c.maxKeyLen = n }
+}
+
+// ReopenMayFail declares that a reader whose object was replaced after Open
+// may fail with an error, instead of reading the old bytes again, once it
+// seeks back to bytes it has already read: S3 without versioning keeps no
+// old object to re-read. Such a reader must still never return the new
+// object's bytes, nor a mixture.
+func ReopenMayFail() Option {
+	return func(c *config) { c.reopenMayFail = true }
+}
+
+// NestedKeysMayBeUnlisted declares that List may omit a key that lies below
+// another key ("a/b" when "a" exists), as MinIO does: it stores and serves
+// such objects but does not list them. The suite still requires them to be
+// readable, and never to be listed with a wrong size. Keys of a binary
+// cache never nest.
+func NestedKeysMayBeUnlisted() Option {
+	return func(c *config) { c.nestedHidden = true }
 }
 
 // Run runs the conformance suite, calling newStore for a fresh, empty store
@@ -52,7 +81,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store, opts ...Option
 		{"Missing", testMissing},
 		{"DeleteAbsent", testDeleteAbsent},
 		{"Overwrite", testOverwrite},
-		{"OpenReaderSurvivesOverwrite", testReaderSurvivesOverwrite},
+		{"OpenReaderSurvivesOverwrite", func(t *testing.T, s storage.Store) {
+			testReaderSurvivesOverwrite(t, s, cfg.reopenMayFail)
+		}},
 		{"UploadInvisibleUntilCommit", testInvisibleUntilCommit},
 		{"Abort", testAbort},
 		{"AbortAfterCommit", testAbortAfterCommit},
@@ -62,7 +93,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store, opts ...Option
 		{"DoneContext", testDoneContext},
 		{"ConcurrentUploads", testConcurrentUploads},
 		{"Seek", testSeek},
-		{"ValidKeys", testValidKeys},
+		{"ValidKeys", func(t *testing.T, s storage.Store) { testValidKeys(t, s, cfg.keyLimit(), cfg.nestedHidden) }},
 		{"InvalidKeys", testInvalidKeys},
 		{"List", testList},
 		{"ListStops", testListStops},
@@ -70,11 +101,23 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store, opts ...Option
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, fresh(t)) })
 	}
+	if cfg.maxKeyLen > 0 {
+		t.Run("KeyTooLong", func(t *testing.T) { testKeyTooLong(t, fresh(t), cfg.maxKeyLen) })
+	}
 	t.Run("Large", func(t *testing.T) { testLarge(t, fresh(t), cfg.streaming) })
 }
 
-// put stores data under key and fails the test on error.
-func put(t *testing.T, s storage.Store, key string, data []byte) {
+// keyLimit returns the longest key the driver is expected to store.
+func (c *config) keyLimit() int {
+	if c.maxKeyLen > 0 && c.maxKeyLen < 1024 {
+		return c.maxKeyLen
+	}
+	return 1024
+}
+
+// Put stores data under key and fails the test on error. Driver tests may
+// use it too.
+func Put(t *testing.T, s storage.Store, key string, data []byte) {
 	t.Helper()
 	n, err := storage.Put(t.Context(), s, key, bytes.NewReader(data))
 	if err != nil {
@@ -85,8 +128,9 @@ func put(t *testing.T, s storage.Store, key string, data []byte) {
 	}
 }
 
-// get reads the whole object at key.
-func get(t *testing.T, s storage.Store, key string) []byte {
+// Get reads the whole object at key and fails the test on error. Driver
+// tests may use it too.
+func Get(t *testing.T, s storage.Store, key string) []byte {
 	t.Helper()
 	r, err := s.Open(t.Context(), key)
 	if err != nil {
@@ -103,7 +147,16 @@ func get(t *testing.T, s storage.Store, key string) []byte {
 // wantObject checks that key holds exactly data, by Open, Stat and List.
 func wantObject(t *testing.T, s storage.Store, key string, data []byte) {
 	t.Helper()
-	if got := get(t, s, key); !bytes.Equal(got, data) {
+	wantReadable(t, s, key, data)
+	if l := list(t, s, key); l[key] != int64(len(data)) {
+		t.Errorf("List(%q) = %v, want %q with size %d", key, l, key, len(data))
+	}
+}
+
+// wantReadable checks that key holds exactly data, by Open and Stat.
+func wantReadable(t *testing.T, s storage.Store, key string, data []byte) {
+	t.Helper()
+	if got := Get(t, s, key); !bytes.Equal(got, data) {
 		t.Errorf("%q holds %d bytes %.40q, want %d bytes %.40q", key, len(got), got, len(data), data)
 	}
 	info, err := s.Stat(t.Context(), key)
@@ -112,9 +165,6 @@ func wantObject(t *testing.T, s storage.Store, key string, data []byte) {
 	}
 	if info.Size != int64(len(data)) || info.Key != key || info.ModTime.IsZero() {
 		t.Errorf("Stat(%q) = %+v, want size %d and a ModTime", key, info, len(data))
-	}
-	if l := list(t, s, key); l[key] != int64(len(data)) {
-		t.Errorf("List(%q) = %v, want %q with size %d", key, l, key, len(data))
 	}
 }
 

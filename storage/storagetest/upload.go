@@ -87,7 +87,7 @@ func testCommitTwice(t *testing.T, s storage.Store) {
 }
 
 func testCancelledCommit(t *testing.T, s storage.Store) {
-	put(t, s, "k", []byte("old"))
+	Put(t, s, "k", []byte("old"))
 	u := create(t.Context(), t, s)
 	write(t, u, []byte("new"))
 	ctx, cancel := context.WithCancel(t.Context())
@@ -127,7 +127,7 @@ func testCancelledUpload(t *testing.T, s storage.Store) {
 }
 
 func testDoneContext(t *testing.T, s storage.Store) {
-	put(t, s, "k", []byte("x"))
+	Put(t, s, "k", []byte("x"))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := s.Create(ctx); !errors.Is(err, context.Canceled) {
@@ -206,7 +206,7 @@ func testConcurrentUploads(t *testing.T, s storage.Store) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := get(t, s, "race"); !whole(got) {
+	if got := Get(t, s, "race"); !whole(got) {
 		t.Errorf("after concurrent uploads %q holds %d bytes starting %.8q, not one whole version", "race", len(got), got)
 	}
 	if l := list(t, s, ""); len(l) != 1 {
