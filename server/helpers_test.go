@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,12 @@ func newEnv(t *testing.T, publicRead bool) *env {
 	t.Cleanup(e.srv.Close)
 	return e
 }
+
+// zeros52 is a well-formed but absent file hash.
+var zeros52 = strings.Repeat("0", 52)
+
+// regexpMatch reports whether pattern matches s.
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
 
 // response is what a request returned.
 type response struct {

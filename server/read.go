@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
 )
 
@@ -95,20 +96,36 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 // serveBlob streams a stored object with Range, HEAD and conditional
 // request support. On disk the object is an *os.File, so the bytes go out
 // through sendfile and memory use does not depend on the object's size.
+// HEAD asks the storage for the size only (on S3 a GET would be wasted).
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, key, ctype, etag string, immutable bool) error {
+	h := w.Header()
+	if r.Method == http.MethodHead {
+		info, err := s.store.Stat(r.Context(), key)
+		if err != nil {
+			return err
+		}
+		s.blobHeaders(h, ctype, etag, immutable)
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	f, err := s.store.Open(r.Context(), key)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	h := w.Header()
+	s.blobHeaders(h, ctype, etag, immutable)
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+func (s *Server) blobHeaders(h http.Header, ctype, etag string, immutable bool) {
 	h.Set("Content-Type", ctype)
 	h.Set("Cache-Control", s.cacheControl(immutable))
 	if etag != "" {
 		h.Set("ETag", `"`+etag+`"`)
 	}
-	http.ServeContent(w, r, "", time.Time{}, f)
-	return nil
 }
 
 func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
@@ -116,8 +133,20 @@ func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := ingest.ParseNARName(file); err != nil {
 		return fmt.Errorf("%w: %v", errBadRequest, err)
 	}
+	key := "nar/" + file
+	if p, ok := s.store.(storage.Presigner); ok && s.cfg.RedirectTTL > 0 && r.Method == http.MethodGet {
+		// The bytes bypass the server. A missing NAR gets S3's 404, which
+		// Nix treats like ours ("substitute gone").
+		url, err := p.PresignGet(r.Context(), key, s.cfg.RedirectTTL)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, url, http.StatusTemporaryRedirect)
+		return nil
+	}
 	// The file name starts with the hash of its contents: a strong ETag.
-	return s.serveBlob(w, r, "nar/"+file, typeNAR, file[:52], true)
+	return s.serveBlob(w, r, key, typeNAR, file[:52], true)
 }
 
 // getListing serves the .ls listing that ingest computed from the NAR.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -28,7 +29,11 @@ type Config struct {
 	WantMassQuery bool                // nix-cache-info WantMassQuery
 	PublicKeys    []signing.PublicKey // served at /public-key
 	MaxLogSize    int64               // largest build log accepted (default 1 GiB)
-	Logger        *slog.Logger
+	// RedirectTTL, when positive and the storage can presign URLs (S3),
+	// answers NAR GETs with a 307 to a URL valid this long, so the bytes
+	// bypass the server.
+	RedirectTTL time.Duration
+	Logger      *slog.Logger
 }
 
 // Server serves the binary cache protocol.
@@ -110,6 +115,8 @@ func (s *Server) routes() {
 	getHead("/", s.index)
 	getHead("/nix-cache-info", s.cacheInfo)
 	getHead("/public-key", s.publicKey)
+	getHead("/healthz", s.healthz)
+	getHead("/readyz", s.readyz)
 	r.Put("/nix-cache-info", push(s.putCacheInfo))
 
 	getHead("/{hash}.narinfo", read(s.getNarInfo))
