@@ -113,7 +113,14 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	}
 	keep := in.opt.Mode == ModeKeep || comp == CompZstd
 
-	blob, err := in.store.Create(ctx)
+	var blob storage.Upload
+	if keep {
+		// Stored as uploaded, under the name it was uploaded as: S3 can
+		// then write it in place instead of copying it there at Commit.
+		blob, err = storage.CreateFor(ctx, in.store, "nar/"+name)
+	} else {
+		blob, err = in.store.Create(ctx)
+	}
 	if err != nil {
 		return catalog.NAR{}, err
 	}

@@ -4,25 +4,30 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/catalog/sqlite"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storage/disk"
+	"github.com/nix-cached/cached/storage/s3"
 )
 
 // dataFlags are the flags every command that touches the cache's data
-// takes, so that `cached token`, and later `cached gc`, run against the
-// same data as a running server.
+// takes, so that `cached token`, `cached verify` and later `cached gc` run
+// against the same data as a running server.
 type dataFlags struct {
 	dataDir string
+	storage string
 }
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
 	d := &dataFlags{}
-	fs.StringVar(&d.dataDir, "data-dir", "cached-data", "`directory` holding the database, blobs and generated keys")
+	fs.StringVar(&d.dataDir, "data-dir", "cached-data", "`directory` holding the database, generated keys and (by default) the blobs")
+	fs.StringVar(&d.storage, "storage", "", "where blobs live: file:///PATH, or s3://BUCKET/PREFIX?endpoint=URL&region=R (default: file://DATA-DIR/blobs)")
 	return d
 }
 
@@ -41,13 +46,34 @@ func (b *backend) Close() error {
 	return err2
 }
 
-// open opens (creating if needed) the data directory's blob store and
-// catalog.
+// openStorage opens the blob store that --storage names.
+func (d *dataFlags) openStorage(ctx context.Context) (storage.Store, error) {
+	switch {
+	case d.storage == "":
+		return disk.New(filepath.Join(d.dataDir, "blobs"))
+	case strings.HasPrefix(d.storage, "file:"):
+		u, err := url.Parse(d.storage)
+		if err != nil || u.Host != "" || !filepath.IsAbs(u.Path) || u.RawQuery != "" {
+			return nil, fmt.Errorf("%w: --storage %q: want file:///ABSOLUTE/PATH", errUsage, d.storage)
+		}
+		return disk.New(u.Path)
+	case strings.HasPrefix(d.storage, "s3:"):
+		cfg, err := s3.ParseURL(d.storage)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --storage: %v", errUsage, err)
+		}
+		return s3.New(ctx, cfg)
+	}
+	return nil, fmt.Errorf("%w: --storage %q: want file:///PATH or s3://BUCKET/PREFIX", errUsage, d.storage)
+}
+
+// open opens (creating if needed) the data directory's catalog and the
+// blob store.
 func (d *dataFlags) open(ctx context.Context) (*backend, error) {
 	if err := os.MkdirAll(d.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	store, err := disk.New(filepath.Join(d.dataDir, "blobs"))
+	store, err := d.openStorage(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening blob storage: %w", err)
 	}

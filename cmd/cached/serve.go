@@ -22,8 +22,13 @@ import (
 	"github.com/nix-cached/cached/ingest"
 	"github.com/nix-cached/cached/server"
 	"github.com/nix-cached/cached/signing"
+	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
 )
+
+// presignTTL is how long a --s3-redirect URL is valid: long enough for a
+// client to start the download (S3 checks expiry when a request starts).
+const presignTTL = 15 * time.Minute
 
 type serveFlags struct {
 	data            *dataFlags
@@ -40,6 +45,7 @@ type serveFlags struct {
 	uploadLease     time.Duration
 	logLevel        string
 	logFormat       string
+	s3Redirect      bool
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -56,6 +62,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.zstdLevel, "zstd-level", 3, "zstd `level` for transcoded NARs (1-22)")
 	fs.BoolVar(&f.allowIncomplete, "allow-incomplete-closures", false, "publish paths whose references are not in the cache")
 	fs.DurationVar(&f.uploadLease, "upload-lease", 24*time.Hour, "how long an uploaded NAR that no narinfo claims is kept")
+	fs.BoolVar(&f.s3Redirect, "s3-redirect", false, "answer NAR downloads with a 307 to a short-lived presigned S3 URL (needs --storage s3://...)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
 	return fs, f
@@ -113,6 +120,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var redirect time.Duration
+	if f.s3Redirect {
+		if _, ok := b.store.(storage.Presigner); !ok {
+			return fmt.Errorf("%w: --s3-redirect needs --storage s3://...", errUsage)
+		}
+		redirect = presignTTL
+	}
 	pubs := make([]signing.PublicKey, len(keys))
 	for i, k := range keys {
 		pubs[i] = k.Public()
@@ -122,6 +136,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Priority:      f.priority,
 		WantMassQuery: f.wantMassQuery,
 		PublicKeys:    pubs,
+		RedirectTTL:   redirect,
 		Logger:        log,
 	}, b.cat, b.store, ing, auth.New(authCfg, b.cat))
 	if err != nil {
