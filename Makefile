@@ -1,8 +1,11 @@
 # cached: a Nix binary cache server.
 GO ?= go
 FUZZTIME ?= 10s
-# Tests that need the Nix client fail instead of skipping.
+# Tests that need the Nix client or MinIO fail instead of skipping.
 export CACHED_REQUIRE_NIX ?= 1
+export CACHED_REQUIRE_MINIO ?= 1
+# Where scripts/test-deps puts MinIO; internal/s3test looks there too.
+export CACHED_MINIO ?= $(HOME)/.cache/cached-ci/bin/minio
 
 .PHONY: all build run test test-deps check unit fuzz bench clean
 

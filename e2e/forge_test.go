@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -18,12 +17,8 @@ import (
 // cache still verifies, and Nix still substitutes the genuine paths.
 func TestForgedUploads(t *testing.T) {
 	builder := nixtest.New(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	token := "forge-" + nixtest.Nonce()
-	writeFile(t, filepath.Join(dir, "tokens"), token+"\n")
-	srv := start(t, dir, nil, "--listen", "127.0.0.1:0", "--data-dir", data, "--push-token-file", filepath.Join(dir, "tokens"))
-	pub := regexp.MustCompile(`public key: (\S+)`).FindStringSubmatch(srv.Stdout.String())[1]
+	srv := startCache(t, blobBackend{name: "disk"})
+	token, pub := srv.Token, srv.Pub
 	nonce := nixtest.Nonce()
 	top := builder.Build(nixtest.Derivation("forge-"+nonce, `echo genuine `+nonce+` > $out`))[0]
 	want := hashes(t, builder, []string{top})
@@ -64,9 +59,7 @@ func TestForgedUploads(t *testing.T) {
 	if _, now := srv.get("/"+hash+".narinfo", ""); now != genuine {
 		t.Errorf("the genuine narinfo changed:\n%s", now)
 	}
-	if out := cachedCmd(t, dir, "verify", "--contents", "--data-dir", data); !strings.Contains(out, ": OK") {
-		t.Errorf("cached verify after forged uploads:\n%s", out)
-	}
+	srv.verify(t, blobBackend{name: "disk"})
 	deleteLocally(t, builder, []string{top})
 	substitute(t, srv.URL, pub, top, want)
 	if _, err := os.Stat(top); err != nil || !bytes.Contains([]byte(readFile(t, top)), []byte("genuine")) {

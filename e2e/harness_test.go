@@ -205,3 +205,41 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// cache is a server started by startCache, with what tests need to use it.
+type cache struct {
+	*proc
+	Dir   string // working directory of the server
+	Data  string // its --data-dir
+	Token string // a push token
+	Pub   string // its public key, as printed at start
+}
+
+var publicKeyLine = regexp.MustCompile(`public key: (\S+)`)
+
+// startCache starts `cached serve` on a free port with a fresh data
+// directory, a push token file, the blob backend's storage flags and extra.
+func startCache(t *testing.T, b blobBackend, extra ...string) *cache {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cache{Dir: dir, Data: filepath.Join(dir, "data"), Token: "push-" + fmt.Sprint(time.Now().UnixNano())}
+	writeFile(t, filepath.Join(dir, "tokens"), c.Token+"\n")
+	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", c.Data,
+		"--push-token-file", filepath.Join(dir, "tokens")}, b.args()...)
+	c.proc = start(t, dir, b.env, append(args, extra...)...)
+	m := publicKeyLine.FindStringSubmatch(c.Stdout.String())
+	if m == nil {
+		t.Fatalf("no public key printed:\n%s", c.Stdout)
+	}
+	c.Pub = m[1]
+	return c
+}
+
+// verify runs `cached verify --contents` on the cache's data and fails the
+// test unless it reports no problem.
+func (c *cache) verify(t *testing.T, b blobBackend) {
+	t.Helper()
+	if out := cachedCmd(t, c.Dir, append([]string{"verify", "--contents", "--data-dir", c.Data}, b.args()...)...); !strings.Contains(out, ": OK") {
+		t.Fatalf("cached verify:\n%s", out)
+	}
+}

@@ -78,6 +78,10 @@ func keys(m map[string]string) []string {
 }
 
 func TestPushSubstituteRestart(t *testing.T) {
+	eachBackend(t, testPushSubstituteRestart)
+}
+
+func testPushSubstituteRestart(t *testing.T, b blobBackend) {
 	builder := nixtest.New(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -87,8 +91,8 @@ func TestPushSubstituteRestart(t *testing.T) {
 	token := "e2e-push-token-" + nixtest.Nonce()
 	tokens := filepath.Join(dir, "push-tokens")
 	writeFile(t, tokens, "# push tokens\n"+token+"\n")
-	args := []string{"--listen", "127.0.0.1:0", "--data-dir", data, "--signing-key-file", sk, "--push-token-file", tokens}
-	srv := start(t, dir, nil, args...)
+	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", data, "--signing-key-file", sk, "--push-token-file", tokens}, b.args()...)
+	srv := start(t, dir, b.env, args...)
 	if !strings.Contains(srv.Stdout.String(), "public key: "+pub) {
 		t.Fatalf("the public key is not printed at start:\n%s", srv.Stdout)
 	}
@@ -114,8 +118,8 @@ func TestPushSubstituteRestart(t *testing.T) {
 			t.Fatalf("after a refused push, %s.narinfo answers %d", p, code)
 		}
 	}
-	if entries, _ := os.ReadDir(filepath.Join(data, "blobs", "nar")); len(entries) != 0 {
-		t.Fatalf("a refused push left NAR blobs: %v", entries)
+	if keys := b.blobKeys(t, data, ""); len(keys) != 0 {
+		t.Fatalf("a refused push left blobs: %v", keys)
 	}
 
 	// A push with the token through netrc, xz-compressed and signed by the
@@ -171,6 +175,9 @@ func TestPushSubstituteRestart(t *testing.T) {
 
 	// Restart on the same data and substitute again.
 	srv.stop()
-	srv = start(t, dir, nil, args...)
+	srv = start(t, dir, b.env, args...)
 	substitute(t, srv.URL, pub, top, want)
+	if out := cachedCmd(t, dir, append([]string{"verify", "--contents", "--data-dir", data}, b.args()...)...); !strings.Contains(out, ": OK") {
+		t.Errorf("cached verify:\n%s", out)
+	}
 }
