@@ -48,8 +48,29 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"WalkPaths/EveryPathOnce", testWalkPaths},
 		{"WalkPaths/StopsOnError", testWalkPathsError},
 		{"UnclaimedNARs", testUnclaimedNARs},
-		{"DeleteUnclaimedNAR", testDeleteUnclaimedNAR},
 		{"BlobInUse", testBlobInUse},
+		{"NARState/BeginNAR", testBeginNAR},
+		{"NARState/BeginNARRenews", testBeginNARRenews},
+		{"NARState/MarkNARDeleting", testMarkNARDeleting},
+		{"NARState/DropNAR", testDropNAR},
+		{"NARState/Busy", testNARBusy},
+		{"NARState/OrphanPlaceholder", testOrphanPlaceholder},
+		{"Publish/LastUsed", testPublishLastUsed},
+		{"RecordUse", testRecordUse},
+		{"WalkGraph/EveryPathOnce", testWalkGraph},
+		{"WalkGraph/StopsOnError", testWalkGraphError},
+		{"Referrers", testReferrers},
+		{"DeletePath/Refused", testDeletePathRefused},
+		{"DeletePath/NAR", testDeletePathNAR},
+		{"DeletePath/DuringUpload", testDeletePathDuringUpload},
+		{"DeletePath/Realisations", testDeletePathRealisations},
+		{"DeletePath/OrphanLog", testDeletePathOrphanLog},
+		{"DeletePath/Pins", testDeletePathPins},
+		{"DeletePaths", testDeletePaths},
+		{"Pins", testPins},
+		{"TryLock", testTryLock},
+		{"GCRuns", testGCRuns},
+		{"Stats", testStats},
 		{"Realisations", testRealisations},
 		{"Tokens", testTokens},
 		{"CancelledContext", testCancelledContext},
@@ -112,6 +133,7 @@ func newPath(seed string, n catalog.NAR, sig string, refs ...string) catalog.Pat
 		NarSize:   n.NarSize,
 		Deriver:   fakeHash("drv:"+seed, 32) + "-" + seed + ".drv",
 		CreatedAt: n.CreatedAt,
+		LastUsed:  n.CreatedAt,
 	}
 	var names []string
 	for _, r := range refs {
@@ -177,8 +199,12 @@ func diffPath(got, want catalog.Path) string {
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		d = append(d, fmt.Sprintf("CreatedAt %v, want %v", got.CreatedAt, want.CreatedAt))
 	}
+	if !got.LastUsed.Equal(want.LastUsed) {
+		d = append(d, fmt.Sprintf("LastUsed %v, want %v", got.LastUsed, want.LastUsed))
+	}
 	got.References, want.References = nil, nil
 	got.CreatedAt, want.CreatedAt = time.Time{}, time.Time{}
+	got.LastUsed, want.LastUsed = time.Time{}, time.Time{}
 	if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
 		d = append(d, fmt.Sprintf("fields %+v, want %+v", got, want))
 	}

@@ -134,6 +134,15 @@ func testCancelledContext(t *testing.T, c catalog.Catalog) {
 	tok := newToken("cancel", catalog.ScopePush, at(0))
 	existing := newNAR("existing", at(0))
 	publish(t, c, existing, newPath("existing", existing, "k:1"))
+	unclaimed := newNAR("unclaimed", at(0))
+	putNAR(t, c, unclaimed)
+	doomed := newNAR("doomed", at(0))
+	putNAR(t, c, doomed)
+	markDeleting(t, c, doomed.Key, at(time.Hour), true)
+	addPin(t, c, "kept", "existing", at(0), time.Time{}, 0)
+	if ok, err := c.TryLock(live, "gc", "holder", time.Hour); err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
 
 	ctx, cancel := context.WithCancel(live)
 	cancel()
@@ -148,11 +157,38 @@ func testCancelledContext(t *testing.T, c catalog.Catalog) {
 		{"Path", func() error { _, err := c.Path(ctx, hashPart("existing")); return err }},
 		{"WalkPaths", func() error { return c.WalkPaths(ctx, func(catalog.Path) error { return nil }) }},
 		{"UnclaimedNARs", func() error { _, err := c.UnclaimedNARs(ctx, at(time.Hour)); return err }},
-		{"DeleteUnclaimedNAR", func() error {
-			_, err := c.DeleteUnclaimedNAR(ctx, existing.Key, at(time.Hour))
+		{"BlobInUse", func() error { _, err := c.BlobInUse(ctx, existing.Key); return err }},
+		{"BeginNAR", func() error { return c.BeginNAR(ctx, n.Key, n.ListingKey, at(0)) }},
+		{"WalkGraph", func() error { return c.WalkGraph(ctx, func(catalog.GraphNode) error { return nil }) }},
+		{"Referrers", func() error { _, err := c.Referrers(ctx, hashPart("existing")); return err }},
+		{"RecordUse", func() error {
+			return c.RecordUse(ctx, map[string]time.Time{hashPart("existing"): at(time.Hour)},
+				map[string]time.Time{existing.Key: at(time.Hour)})
+		}},
+		{"DeletePath", func() error {
+			_, err := c.DeletePath(ctx, hashPart("existing"), catalog.DeleteCondition{})
 			return err
 		}},
-		{"BlobInUse", func() error { _, err := c.BlobInUse(ctx, existing.Key); return err }},
+		{"MarkNARDeleting", func() error {
+			_, _, err := c.MarkNARDeleting(ctx, unclaimed.Key, at(time.Hour))
+			return err
+		}},
+		{"MarkNARDeleting(orphan)", func() error {
+			_, _, err := c.MarkNARDeleting(ctx, n.Key, at(time.Hour))
+			return err
+		}},
+		{"DeletingNARs", func() error { _, err := c.DeletingNARs(ctx); return err }},
+		{"DropNAR", func() error { return c.DropNAR(ctx, doomed.Key) }},
+		{"AddPin", func() error {
+			return c.AddPin(ctx, catalog.Pin{Name: "cancel", HashPart: hashPart("existing"), CreatedAt: at(0)}, 0)
+		}},
+		{"Pins", func() error { _, err := c.Pins(ctx); return err }},
+		{"RemovePin", func() error { return c.RemovePin(ctx, "kept") }},
+		{"TryLock", func() error { _, err := c.TryLock(ctx, "gc", "cancel", time.Hour); return err }},
+		{"Unlock", func() error { return c.Unlock(ctx, "gc", "holder") }},
+		{"RecordGCRun", func() error { return c.RecordGCRun(ctx, catalog.GCRun{Holder: "cancel"}) }},
+		{"LastGCRun", func() error { _, err := c.LastGCRun(ctx); return err }},
+		{"Stats", func() error { _, err := c.Stats(ctx, at(0), []time.Duration{time.Hour}); return err }},
 		{"PutRealisation", func() error { return c.PutRealisation(ctx, "sha256:00!out", []byte("{}")) }},
 		{"Realisation", func() error { _, err := c.Realisation(ctx, "sha256:00!out"); return err }},
 		{"CreateToken", func() error { return c.CreateToken(ctx, tok) }},
@@ -176,8 +212,17 @@ func testCancelledContext(t *testing.T, c catalog.Catalog) {
 	if _, err := c.TokenByHash(live, tok.Hash); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("TokenByHash after cancelled CreateToken: error %v, want ErrNotFound", err)
 	}
-	if _, err := c.LookupNAR(live, existing.Key); err != nil {
-		t.Errorf("LookupNAR after cancelled DeleteUnclaimedNAR: %v", err)
+	checkPath(t, c, newPath("existing", existing, "k:1"))
+	checkLookup(t, c, existing.Key, existing)
+	checkLookup(t, c, unclaimed.Key, unclaimed)
+	checkInUse(t, c, n.Key, false)
+	checkDeleting(t, c, doomed.Key)
+	checkPins(t, c, wantPin{"kept", "existing", at(0), time.Time{}, true})
+	if ok, err := c.TryLock(live, "gc", "other", time.Hour); err != nil || ok {
+		t.Errorf("TryLock after cancelled Unlock = %v, %v; want still held", ok, err)
+	}
+	if _, err := c.LastGCRun(live); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("LastGCRun after cancelled RecordGCRun: error %v, want ErrNotFound", err)
 	}
 }
 

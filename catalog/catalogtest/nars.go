@@ -114,60 +114,6 @@ func testUnclaimedNARs(t *testing.T, c catalog.Catalog) {
 	}
 }
 
-func testDeleteUnclaimedNAR(t *testing.T, c catalog.Catalog) {
-	ctx := context.Background()
-	before := at(time.Hour)
-	claimed := newNAR("claimed", at(0))
-	publish(t, c, claimed, newPath("claimed", claimed, "k:1"))
-	renewed := newNAR("renewed", at(0))
-	putNAR(t, c, renewed)
-	renewed.CreatedAt = at(2 * time.Hour) // a push renewed the lease
-	putNAR(t, c, renewed)
-	free := newNAR("free", at(0))
-	alias := "nar/" + fakeHash("alias:free", 52) + ".nar.xz"
-	putNAR(t, c, free, alias)
-
-	for _, tc := range []struct {
-		key  string
-		want bool
-	}{
-		{claimed.Key, false},
-		{renewed.Key, false},
-		{"nar/" + fakeHash("never", 52) + ".nar.zst", false},
-		{free.Key, true},
-		{free.Key, false}, // already gone
-	} {
-		got, err := c.DeleteUnclaimedNAR(ctx, tc.key, before)
-		if err != nil {
-			t.Fatalf("DeleteUnclaimedNAR(%s): %v", tc.key, err)
-		}
-		if got != tc.want {
-			t.Errorf("DeleteUnclaimedNAR(%s) = %v, want %v", tc.key, got, tc.want)
-		}
-	}
-	for _, name := range []string{claimed.Key, renewed.Key} {
-		if _, err := c.LookupNAR(ctx, name); err != nil {
-			t.Errorf("LookupNAR(%s) after refused delete: %v", name, err)
-		}
-	}
-	for _, name := range []string{free.Key, alias} {
-		if _, err := c.LookupNAR(ctx, name); !errors.Is(err, catalog.ErrNotFound) {
-			t.Errorf("LookupNAR(%s) after delete: error %v, want ErrNotFound", name, err)
-		}
-	}
-	for _, key := range []string{free.Key, free.ListingKey} {
-		if used, err := c.BlobInUse(ctx, key); err != nil || used {
-			t.Errorf("BlobInUse(%s) after delete = %v, %v; want false, nil", key, used, err)
-		}
-	}
-	// The deleted NAR can be uploaded again under the same alias.
-	free.CreatedAt = at(3 * time.Hour)
-	putNAR(t, c, free, alias)
-	if got, err := c.LookupNAR(ctx, alias); err != nil || got.Key != free.Key {
-		t.Errorf("LookupNAR(%s) after re-upload = %v, %v", alias, got.Key, err)
-	}
-}
-
 func testBlobInUse(t *testing.T, c catalog.Catalog) {
 	ctx := context.Background()
 	n := newNAR("listed", at(0))

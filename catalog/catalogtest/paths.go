@@ -89,6 +89,7 @@ func testRepublish(t *testing.T, c catalog.Catalog) {
 		t.Fatalf("re-Publish with the same NarHash: %v", err)
 	}
 	second.CreatedAt = first.CreatedAt // first publication is kept
+	second.LastUsed = at(time.Hour)    // a push is a use
 	checkPath(t, c, second)
 }
 
@@ -202,45 +203,12 @@ func testWalkPaths(t *testing.T, c catalog.Catalog) {
 			prev = seed // some paths are referenced, some refer to nothing else
 		}
 	}
-	seen := map[string]bool{}
-	err := c.WalkPaths(ctx, func(p catalog.Path) error {
-		if seen[p.HashPart] {
-			return fmt.Errorf("visited %s twice", p.HashPart)
-		}
-		seen[p.HashPart] = true
-		w, ok := want[p.HashPart]
-		if !ok {
-			return fmt.Errorf("visited unknown path %s", p.HashPart)
-		}
-		if d := diffPath(p, w); d != "" {
-			return fmt.Errorf("path %s: %s", p.HashPart, d)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("WalkPaths: %v", err)
-	}
-	if len(seen) != len(want) {
-		t.Errorf("WalkPaths visited %d paths, want %d", len(seen), len(want))
-	}
+	checkWalk(t, "WalkPaths", want, func(fn func(catalog.Path) error) error { return c.WalkPaths(ctx, fn) },
+		func(p catalog.Path) string { return p.HashPart }, diffPath)
 }
 
 func testWalkPathsError(t *testing.T, c catalog.Catalog) {
-	for i := range 3 {
-		seed := fmt.Sprintf("stop-%d", i)
-		n := newNAR(seed, at(0))
-		publish(t, c, n, newPath(seed, n, "k:1"))
-	}
-	stop := errors.New("stop here")
-	calls := 0
-	err := c.WalkPaths(context.Background(), func(catalog.Path) error {
-		calls++
-		return stop
+	checkWalkStops(t, c, "WalkPaths", func(fn func() error) error {
+		return c.WalkPaths(context.Background(), func(catalog.Path) error { return fn() })
 	})
-	if !errors.Is(err, stop) {
-		t.Errorf("WalkPaths error = %v, want the callback's error", err)
-	}
-	if calls != 1 {
-		t.Errorf("WalkPaths called fn %d times after it failed, want 1", calls)
-	}
 }

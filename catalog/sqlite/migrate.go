@@ -58,6 +58,12 @@ func loadMigrations() ([]migration, error) {
 // that processes starting together apply each exactly once. It refuses a
 // database that records migrations this binary does not have.
 func migrate(ctx context.Context, db *sql.DB) error {
+	return migrateTo(ctx, db, 0)
+}
+
+// migrateTo is migrate applying only the migrations numbered up to last
+// (all of them when last is 0), so that tests can build old databases.
+func migrateTo(ctx context.Context, db *sql.DB, last int) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -90,7 +96,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			ErrSchemaTooNew, unknown, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.version] || (last > 0 && m.version > last) {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {

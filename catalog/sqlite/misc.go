@@ -3,24 +3,56 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nix-cached/cached/catalog"
 )
 
-// PutRealisation stores a realisation under its id, replacing any previous one.
+// PutRealisation stores a realisation under its id, replacing any previous
+// one, with the hash part of its outPath so that it goes with that path.
+// The body is stored as given, even when it names no outPath.
 func (c *Catalog) PutRealisation(ctx context.Context, id string, body []byte) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO realisations (id, body, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at`,
-			id, body, time.Now().UnixMilli())
+		_, err := tx.ExecContext(ctx, `INSERT INTO realisations (id, body, created_at, out_hash)
+			VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at,
+				out_hash = excluded.out_hash`,
+			id, body, time.Now().UnixMilli(), outHash(body))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: put realisation %s: %w", id, err)
 	}
 	return nil
+}
+
+// nix32Chars are the characters of a store path's hash part.
+const nix32Chars = "0123456789abcdfghijklmnpqrsvwxyz"
+
+// outHash returns the hash part that begins the basename of the string
+// "outPath" of a realisation's JSON body, or "" when it names none;
+// migration 0002 computes the same in SQL for older rows.
+func outHash(body []byte) string {
+	var doc struct {
+		OutPath json.RawMessage `json:"outPath"`
+	}
+	var out string
+	if json.Unmarshal(body, &doc) != nil || json.Unmarshal(doc.OutPath, &out) != nil {
+		return ""
+	}
+	out = out[strings.LastIndexByte(out, '/')+1:]
+	if len(out) < 32 {
+		return ""
+	}
+	for i := range 32 {
+		if strings.IndexByte(nix32Chars, out[i]) < 0 {
+			return ""
+		}
+	}
+	return out[:32]
 }
 
 // Realisation returns a stored realisation.

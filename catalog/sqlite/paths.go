@@ -16,22 +16,22 @@ const walkBatch = 500
 
 // pathColumns are the columns scanPath reads, for paths p joined to nars n.
 const pathColumns = `p.hash_part, p.store_path, n.key, p.nar_hash, p.nar_size, p.deriver,
-	p.narinfo, p.created_at`
+	p.narinfo, p.created_at, p.last_used`
 
 // scanPath reads one row of pathColumns; References are left empty.
 func scanPath(row interface{ Scan(...any) error }) (catalog.Path, error) {
 	var p catalog.Path
-	var created int64
+	var created, used int64
 	err := row.Scan(&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
-		&p.NarInfo, &created)
-	p.CreatedAt = fromMillis(created)
+		&p.NarInfo, &created, &used)
+	p.CreatedAt, p.LastUsed = fromMillis(created), fromMillis(used)
 	return p, err
 }
 
 // Publish records p in one write transaction: it checks that its NAR is
-// recorded and its references are published, then inserts it or, when it
-// is already published with the same NarHash, replaces everything but
-// CreatedAt.
+// ready and its references are published, then inserts it or, when it is
+// already published with the same NarHash, replaces everything but
+// CreatedAt and moves LastUsed forward to p.CreatedAt.
 func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.PublishOptions) error {
 	refs := slices.Clone(p.References)
 	slices.Sort(refs)
@@ -45,9 +45,10 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: publish %s: %w", p.HashPart, err)
 	}
+	created := millis(p.CreatedAt)
 	err = c.write(ctx, func(tx *sql.Tx) error {
 		var narID int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ?`, p.NARKey).Scan(&narID)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ? AND state = 'ready'`, p.NARKey).Scan(&narID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %s", catalog.ErrNARNotFound, p.NARKey)
 		} else if err != nil {
@@ -66,8 +67,9 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 			return fmt.Errorf("%w: published with %s, not %s", catalog.ErrConflict, oldHash, p.NarHash)
 		case err == nil:
 			if _, err := tx.ExecContext(ctx, `UPDATE paths SET store_path = ?, nar_id = ?,
-				nar_size = ?, deriver = ?, narinfo = ? WHERE hash_part = ?`,
-				p.StorePath, narID, p.NarSize, p.Deriver, p.NarInfo, p.HashPart); err != nil {
+				nar_size = ?, deriver = ?, narinfo = ?, last_used = max(last_used, ?)
+				WHERE hash_part = ?`,
+				p.StorePath, narID, p.NarSize, p.Deriver, p.NarInfo, created, p.HashPart); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM refs WHERE referrer = ?`, p.HashPart); err != nil {
@@ -75,10 +77,11 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 			}
 		case errors.Is(err, sql.ErrNoRows):
 			if _, err := tx.ExecContext(ctx, `INSERT INTO paths
-				(hash_part, store_path, nar_id, nar_hash, nar_size, deriver, narinfo, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				(hash_part, store_path, nar_id, nar_hash, nar_size, deriver, narinfo, created_at,
+				 last_used)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				p.HashPart, p.StorePath, narID, p.NarHash, p.NarSize, p.Deriver, p.NarInfo,
-				millis(p.CreatedAt)); err != nil {
+				created, created); err != nil {
 				return err
 			}
 		default:
@@ -138,30 +141,44 @@ func (c *Catalog) Path(ctx context.Context, hashPart string) (catalog.Path, erro
 	var p catalog.Path
 	err := c.read(ctx, func(tx *sql.Tx) error {
 		var err error
-		p, err = scanPath(tx.QueryRowContext(ctx, `SELECT `+pathColumns+`
-			FROM paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = ?`, hashPart))
-		if err != nil {
-			return notFound(err)
-		}
-		rows, err := tx.QueryContext(ctx,
-			`SELECT reference FROM refs WHERE referrer = ? ORDER BY reference`, hashPart)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r string
-			if err := rows.Scan(&r); err != nil {
-				return err
-			}
-			p.References = append(p.References, r)
-		}
-		return rows.Err()
+		p, err = readPath(ctx, tx, hashPart)
+		return err
 	})
 	if err != nil {
 		return catalog.Path{}, fmt.Errorf("sqlite catalog: path %s: %w", hashPart, err)
 	}
 	return p, nil
+}
+
+// readPath reads the whole record of a published path inside tx
+// (catalog.ErrNotFound if it is not published).
+func readPath(ctx context.Context, tx *sql.Tx, hashPart string) (catalog.Path, error) {
+	p, err := scanPath(tx.QueryRowContext(ctx, `SELECT `+pathColumns+`
+		FROM paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = ?`, hashPart))
+	if err != nil {
+		return catalog.Path{}, notFound(err)
+	}
+	p.References, err = queryStrings(ctx, tx,
+		`SELECT reference FROM refs WHERE referrer = ? ORDER BY reference`, hashPart)
+	return p, err
+}
+
+// queryStrings returns the single text column of every row of query.
+func queryStrings(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // WalkPaths calls fn for every published path, in hash-part order, reading

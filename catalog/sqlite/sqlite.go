@@ -29,6 +29,9 @@ var (
 	// ErrNoWAL is returned by Open when the database cannot be put in WAL
 	// mode, which sharing it between processes needs.
 	ErrNoWAL = errors.New("sqlite catalog: cannot enable WAL journal mode")
+	// ErrInvalid is returned for arguments no call can satisfy, such as an
+	// empty lock holder or unordered Stats ages.
+	ErrInvalid = errors.New("sqlite catalog: invalid argument")
 )
 
 // busyTimeout is how long a call waits for another connection or process
