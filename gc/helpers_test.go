@@ -5,9 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -15,6 +19,7 @@ import (
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/catalog/sqlite"
 	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/internal/testclock"
 	"github.com/nix-cached/cached/nar"
 	"github.com/nix-cached/cached/narinfo"
 	"github.com/nix-cached/cached/nixbase32"
@@ -25,19 +30,23 @@ import (
 )
 
 // fixture is an Ingester over a memory store and a real SQLite catalog
-// that publishes paths as Nix pushes them.
+// that publishes paths as Nix pushes them, on a settable clock.
 type fixture struct {
-	t     testing.TB
-	ing   *ingest.Ingester
-	store storage.Store
-	cat   catalog.Catalog
+	t      testing.TB
+	ing    *ingest.Ingester
+	store  storage.Store
+	cat    catalog.Catalog
+	clock  *testclock.Clock
+	blobs  *timedStore // the store, as the test controls it
+	dbPath string
 }
 
 // newFixture returns an empty cache storing NARs as mode says. It allows
 // incomplete closures, so that tests can publish broken ones.
 func newFixture(t testing.TB, mode string) *fixture {
 	t.Helper()
-	cat, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "catalog.db"))
+	dbPath := filepath.Join(t.TempDir(), "catalog.db")
+	cat, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,16 +55,103 @@ func newFixture(t testing.TB, mode string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := memory.New()
+	// Three years ago, so that scenarios can move years forward and stay
+	// in the past (Verify bounds what it checks by the real clock).
+	clk := testclock.New(time.Now().AddDate(-3, 0, 0).Truncate(time.Second))
+	store := &timedStore{Store: memory.New(), clock: clk, times: make(map[string]time.Time)}
 	ing, err := ingest.New(store, cat, ingest.Options{
 		Mode:                   mode,
 		Keys:                   []signing.SecretKey{key},
 		AllowIncompleteClosure: true,
+		Now:                    clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ing: ing, store: store, cat: cat}
+	return &fixture{t: t, ing: ing, store: store, cat: cat, clock: clk, blobs: store, dbPath: dbPath}
+}
+
+// errInjected is a storage failure a test asked for.
+var errInjected = errors.New("injected storage failure")
+
+// timedStore is a storage.Store whose objects are stamped with the test
+// clock's time when committed, and whose deletes can be made to fail.
+type timedStore struct {
+	storage.Store
+	clock *testclock.Clock
+
+	mu         sync.Mutex
+	times      map[string]time.Time
+	failDelete func(key string) bool
+	deleted    []string
+}
+
+func (s *timedStore) Create(ctx context.Context) (storage.Upload, error) {
+	u, err := s.Store.Create(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &timedUpload{Upload: u, s: s}, nil
+}
+
+func (s *timedStore) stamp(i storage.Info) storage.Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.times[i.Key]; ok {
+		i.ModTime = t
+	}
+	return i
+}
+
+func (s *timedStore) Stat(ctx context.Context, key string) (storage.Info, error) {
+	i, err := s.Store.Stat(ctx, key)
+	if err != nil {
+		return i, err
+	}
+	return s.stamp(i), nil
+}
+
+func (s *timedStore) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	return s.Store.List(ctx, prefix, func(i storage.Info) error { return fn(s.stamp(i)) })
+}
+
+func (s *timedStore) Delete(ctx context.Context, key string) error {
+	s.mu.Lock()
+	fail := s.failDelete != nil && s.failDelete(key)
+	s.mu.Unlock()
+	if fail {
+		return fmt.Errorf("deleting %s: %w", key, errInjected)
+	}
+	if err := s.Store.Delete(ctx, key); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.deleted = append(s.deleted, key)
+	s.mu.Unlock()
+	return nil
+}
+
+// setFailDelete makes Delete fail for the keys fail reports (nil: none).
+func (s *timedStore) setFailDelete(fail func(key string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failDelete = fail
+}
+
+// timedUpload stamps its key at Commit.
+type timedUpload struct {
+	storage.Upload
+	s *timedStore
+}
+
+func (u *timedUpload) Commit(ctx context.Context, key string) error {
+	if err := u.Upload.Commit(ctx, key); err != nil {
+		return err
+	}
+	u.s.mu.Lock()
+	u.s.times[key] = u.s.clock.Now()
+	u.s.mu.Unlock()
+	return nil
 }
 
 // storePath returns a store path basename made from name.

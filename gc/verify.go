@@ -1,6 +1,9 @@
 // Package gc keeps the cache's metadata and blobs in agreement: Verify
-// checks that every published path is servable as its narinfo claims.
-// Garbage collection proper will live here too.
+// checks that every published path is servable as its narinfo claims, and
+// a Collector removes what is no longer live (mark and sweep from pins and
+// recently used paths through references), expired uploads and orphan
+// blobs, never a narinfo's NAR before the narinfo and never what a live
+// path references.
 package gc
 
 import (

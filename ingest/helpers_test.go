@@ -8,7 +8,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/catalog/sqlite"
+	"github.com/nix-cached/cached/internal/testclock"
 	"github.com/nix-cached/cached/nar"
 	"github.com/nix-cached/cached/nixbase32"
 	"github.com/nix-cached/cached/signing"
@@ -24,30 +24,12 @@ import (
 	"github.com/nix-cached/cached/storage/memory"
 )
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // fixture is an Ingester over a memory store and a real SQLite catalog.
 type fixture struct {
 	ing   *Ingester
 	store storage.Store
 	cat   catalog.Catalog
-	clock *clock
+	clock *testclock.Clock
 	key   signing.SecretKey
 }
 
@@ -62,7 +44,7 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: memory.New(), cat: cat, clock: &clock{now: time.Now()}, key: key}
+	f := &fixture{store: memory.New(), cat: cat, clock: testclock.New(time.Now()), key: key}
 	opt := Options{Keys: []signing.SecretKey{key}, Now: f.clock.Now}
 	if mutate != nil {
 		mutate(&opt)

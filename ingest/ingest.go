@@ -8,8 +8,6 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"slices"
 	"sync"
 	"time"
 
@@ -44,7 +42,6 @@ type Options struct {
 	ZstdLevel              int                 // zstd level for transcoding (default 3)
 	Keys                   []signing.SecretKey // keys the server signs narinfos with
 	AllowIncompleteClosure bool                // publish even when references are missing
-	UploadLease            time.Duration       // how long an unclaimed NAR is kept (default 24h)
 	Now                    func() time.Time    // clock (default time.Now)
 }
 
@@ -54,7 +51,6 @@ type Ingester struct {
 	cat     catalog.Catalog
 	opt     Options
 	encoder sync.Pool // *zstd.Encoder
-	locks   [64]sync.Mutex
 }
 
 // New returns an Ingester writing blobs to store and metadata to cat.
@@ -78,9 +74,6 @@ func New(store storage.Store, cat catalog.Catalog, opt Options) (*Ingester, erro
 	if opt.ZstdLevel < 1 || opt.ZstdLevel > 22 {
 		return nil, fmt.Errorf("ingest: zstd level %d out of range 1..22", opt.ZstdLevel)
 	}
-	if opt.UploadLease <= 0 {
-		opt.UploadLease = 24 * time.Hour
-	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -98,26 +91,4 @@ func New(store storage.Store, cat catalog.Catalog, opt Options) (*Ingester, erro
 	}
 	in.encoder.Put(first)
 	return in, nil
-}
-
-// lock serialises work on blob keys between a commit and the sweeper. The
-// keys' lock stripes are taken once each, in order, so two keys that share
-// a stripe cannot deadlock.
-func (in *Ingester) lock(keys ...string) func() {
-	idx := make([]int, 0, len(keys))
-	for _, k := range keys {
-		h := fnv.New32a()
-		h.Write([]byte(k))
-		idx = append(idx, int(h.Sum32()%uint32(len(in.locks))))
-	}
-	slices.Sort(idx)
-	idx = slices.Compact(idx)
-	for _, i := range idx {
-		in.locks[i].Lock()
-	}
-	return func() {
-		for _, i := range idx {
-			in.locks[i].Unlock()
-		}
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -216,10 +217,14 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 }
 
 // commit makes the blobs visible, then records the NAR: a catalog record
-// never names a blob that is not there.
+// never names a blob that is not there. The pending record taken first
+// keeps any deletion (GC, the lease sweep, in this process or another) off
+// these keys while they are being written; if one is under way, commit
+// waits a little for it to finish.
 func (in *Ingester) commit(ctx context.Context, n catalog.NAR, alias string, blob, lsBlob storage.Upload) error {
-	unlock := in.lock(n.Key, n.ListingKey)
-	defer unlock()
+	if err := in.beginNAR(ctx, n.Key, n.ListingKey); err != nil {
+		return err
+	}
 	if err := blob.Commit(ctx, n.Key); err != nil {
 		return fmt.Errorf("ingest: storing %s: %w", n.Key, err)
 	}
@@ -234,6 +239,30 @@ func (in *Ingester) commit(ctx context.Context, n catalog.NAR, alias string, blo
 		return fmt.Errorf("ingest: recording %s: %w", n.Key, err)
 	}
 	return nil
+}
+
+// busyWait bounds how long an upload waits for a deletion of the same blob
+// (which takes milliseconds) before giving up with a retryable error.
+const busyWait = 10 * time.Second
+
+// beginNAR takes the pending record, retrying while a deletion of the same
+// blob is under way.
+func (in *Ingester) beginNAR(ctx context.Context, key, listingKey string) error {
+	deadline := time.Now().Add(busyWait)
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		err := in.cat.BeginNAR(ctx, key, listingKey, in.opt.Now())
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, catalog.ErrBusy) || time.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("ingest: recording %s: %w", key, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 }
 
 // classify decides whose fault a failed ingest was: a storage write (kept
