@@ -87,14 +87,18 @@ type Authenticator struct {
 
 // Config lists the token secrets from files and whether reads are public.
 type Config struct {
-	PushTokens []string
-	ReadTokens []string
-	PublicRead bool
+	AdminTokens []string
+	PushTokens  []string
+	ReadTokens  []string
+	PublicRead  bool
 }
 
 // New returns an Authenticator; tokens may be nil when only file tokens are used.
 func New(cfg Config, tokens TokenStore) *Authenticator {
 	a := &Authenticator{tokens: tokens, publicRead: cfg.PublicRead}
+	for _, s := range cfg.AdminTokens {
+		a.static = append(a.static, staticToken{Hash(s), catalog.ScopeAdmin})
+	}
 	for _, s := range cfg.PushTokens {
 		a.static = append(a.static, staticToken{Hash(s), catalog.ScopePush})
 	}
@@ -107,9 +111,10 @@ func New(cfg Config, tokens TokenStore) *Authenticator {
 // PublicRead reports whether reads need no token.
 func (a *Authenticator) PublicRead() bool { return a.publicRead }
 
-// Check returns nil when r carries a token that grants scope (a push token
-// also grants reads), ErrUnauthorized when it does not, and another error
-// when the token store could not be asked.
+// Check returns nil when r carries a token that grants scope (an admin
+// token grants everything, a push token also grants reads),
+// ErrUnauthorized when it does not, and another error when the token store
+// could not be asked.
 func (a *Authenticator) Check(ctx context.Context, r *http.Request, scope catalog.Scope) error {
 	if scope == catalog.ScopeRead && a.publicRead {
 		return nil
@@ -122,10 +127,23 @@ func (a *Authenticator) Check(ctx context.Context, r *http.Request, scope catalo
 	if err != nil {
 		return err
 	}
-	if got == catalog.ScopePush || (got == catalog.ScopeRead && scope == catalog.ScopeRead) {
+	if rank(got) >= rank(scope) {
 		return nil
 	}
 	return ErrUnauthorized
+}
+
+// rank orders scopes by what they allow: admin > push > read.
+func rank(s catalog.Scope) int {
+	switch s {
+	case catalog.ScopeAdmin:
+		return 3
+	case catalog.ScopePush:
+		return 2
+	case catalog.ScopeRead:
+		return 1
+	}
+	return 0
 }
 
 // scopeOf returns the scope a secret grants, or ErrUnauthorized.
@@ -134,7 +152,7 @@ func (a *Authenticator) scopeOf(ctx context.Context, secret string) (catalog.Sco
 	var found catalog.Scope
 	// Compare against every file token without stopping early.
 	for _, t := range a.static {
-		if subtle.ConstantTimeCompare(h, t.hash) == 1 && found != catalog.ScopePush {
+		if subtle.ConstantTimeCompare(h, t.hash) == 1 && rank(t.scope) > rank(found) {
 			found = t.scope
 		}
 	}

@@ -45,7 +45,7 @@ func TestCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	private := New(Config{PushTokens: []string{"file-push"}, ReadTokens: []string{"file-read"}}, cat)
+	private := New(Config{AdminTokens: []string{"file-admin"}, PushTokens: []string{"file-push"}, ReadTokens: []string{"file-read"}}, cat)
 	public := New(Config{PushTokens: []string{"file-push"}, PublicRead: true}, cat)
 	cases := []struct {
 		a      *Authenticator
@@ -67,6 +67,12 @@ func TestCheck(t *testing.T) {
 		{private, request(createdRead, ""), catalog.ScopeRead, true},
 		{private, request("", createdRead), catalog.ScopeRead, true},
 		{private, request("nope", ""), catalog.ScopeRead, false},
+		{private, request("file-admin", ""), catalog.ScopeAdmin, true},
+		{private, request("file-admin", ""), catalog.ScopePush, true},
+		{private, request("file-admin", ""), catalog.ScopeRead, true},
+		{private, request("file-push", ""), catalog.ScopeAdmin, false},
+		{public, request("", ""), catalog.ScopeAdmin, false},
+		{public, request(created, ""), catalog.ScopeAdmin, false},
 	}
 	for i, c := range cases {
 		err := c.a.Check(ctx, c.r, c.scope)

@@ -40,6 +40,8 @@ func statusOf(err error) int {
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, catalog.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, catalog.ErrBusy):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errMethod):
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, errBadRequest), errors.Is(err, ingest.ErrInvalid), errors.Is(err, storage.ErrInvalidKey):

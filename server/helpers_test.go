@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ulikunitz/xz"
 
@@ -27,11 +28,13 @@ import (
 	"github.com/nix-cached/cached/signing"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storage/disk"
+	"github.com/nix-cached/cached/usage"
 )
 
 const (
-	pushToken = "push-secret-0123456789"
-	readToken = "read-secret-0123456789"
+	adminToken = "admin-secret-0123456789"
+	pushToken  = "push-secret-0123456789"
+	readToken  = "read-secret-0123456789"
 )
 
 // lockedBuffer collects log output from concurrent handlers.
@@ -60,6 +63,7 @@ type env struct {
 	store storage.Store
 	key   signing.SecretKey
 	logs  *lockedBuffer
+	usage *usage.Recorder
 }
 
 // parts is a Server over a disk store and a SQLite catalog in a temporary
@@ -70,7 +74,11 @@ type parts struct {
 	cat   catalog.Catalog
 	store storage.Store
 	key   signing.SecretKey
+	usage *usage.Recorder // records uses at the time usageAt returns
 }
+
+// usageAt is the clock of the use recorders of test servers.
+var usageAt = time.Now
 
 // newParts builds parts with the test tokens; reads are public or need
 // readToken. Request logs go to logs.
@@ -97,23 +105,24 @@ func newParts(tb testing.TB, publicRead bool, logs io.Writer) parts {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := auth.Config{PushTokens: []string{pushToken}, PublicRead: publicRead}
+	cfg := auth.Config{AdminTokens: []string{adminToken}, PushTokens: []string{pushToken}, PublicRead: publicRead}
 	if !publicRead {
 		cfg.ReadTokens = []string{readToken}
 	}
+	rec := usage.New(cat, func() time.Time { return usageAt() }, nil)
 	s, err := New(Config{Priority: 30, WantMassQuery: true, PublicKeys: []signing.PublicKey{key.Public()},
-		Logger: slog.New(slog.NewTextHandler(logs, nil))}, cat, store, ing, auth.New(cfg, cat))
+		Usage: rec, Logger: slog.New(slog.NewTextHandler(logs, nil))}, cat, store, ing, auth.New(cfg, cat))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return parts{s: s, ing: ing, cat: cat, store: store, key: key}
+	return parts{s: s, ing: ing, cat: cat, store: store, key: key, usage: rec}
 }
 
 func newEnv(t *testing.T, publicRead bool) *env {
 	t.Helper()
 	logs := &lockedBuffer{}
 	p := newParts(t, publicRead, logs)
-	e := &env{t: t, srv: httptest.NewServer(p.s), cat: p.cat, store: p.store, key: p.key, logs: logs}
+	e := &env{t: t, srv: httptest.NewServer(p.s), cat: p.cat, store: p.store, key: p.key, logs: logs, usage: p.usage}
 	t.Cleanup(e.srv.Close)
 	return e
 }

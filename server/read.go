@@ -88,6 +88,7 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Usage.Path(hash)
 	w.Header().Set("Cache-Control", s.cacheControl(false))
 	writeSmall(w, r, typeNarInfo, text)
 	return nil
@@ -143,10 +144,17 @@ func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, url, http.StatusTemporaryRedirect)
+		s.cfg.Usage.NAR(key)
 		return nil
 	}
 	// The file name starts with the hash of its contents: a strong ETag.
-	return s.serveBlob(w, r, key, typeNAR, file[:52], true)
+	if err := s.serveBlob(w, r, key, typeNAR, file[:52], true); err != nil {
+		return err
+	}
+	if r.Method == http.MethodGet {
+		s.cfg.Usage.NAR(key)
+	}
+	return nil
 }
 
 // getListing serves the .ls listing that ingest computed from the NAR.

@@ -20,6 +20,7 @@ import (
 	"github.com/nix-cached/cached/signing"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
+	"github.com/nix-cached/cached/usage"
 )
 
 // Config is what the server tells clients about the cache.
@@ -33,7 +34,10 @@ type Config struct {
 	// answers NAR GETs with a 307 to a URL valid this long, so the bytes
 	// bypass the server.
 	RedirectTTL time.Duration
-	Logger      *slog.Logger
+	// Usage records narinfo and NAR requests as uses of their paths, for
+	// garbage collection; nil records nothing.
+	Usage  *usage.Recorder
+	Logger *slog.Logger
 }
 
 // Server serves the binary cache protocol.
@@ -131,6 +135,8 @@ func (s *Server) routes() {
 	r.Put("/realisations/{file}", push(s.putRealisation))
 	getHead("/debuginfo/{id}", read(s.getDebugInfo))
 	r.Put("/debuginfo/{id}", push(s.putDebugInfo))
+
+	r.Get("/_cached/stats", s.scoped(catalog.ScopeAdmin, s.adminStats))
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
