@@ -73,10 +73,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return envErr
 	}
 	newSource()
-	if err := fs.Parse(args); err != nil {
-		return err
+	// Flags may follow arguments (`cached pin add NAME PATH --keep 3`):
+	// parse, take one argument, parse the rest, and so on.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 // configArg finds --config on the command line before flags are parsed.

@@ -2,7 +2,8 @@
 //
 //	cached serve [flags]                          run the cache
 //	cached keygen NAME SECRET_FILE PUBLIC_FILE    make a signing key pair
-//	cached token create|ls|rm                     manage push and read tokens
+//	cached token create|ls|rm                     manage tokens
+//	cached gc | pin | path rm | stats | verify    retention and maintenance
 package main
 
 import (
@@ -14,13 +15,21 @@ import (
 	"os"
 )
 
-const usage = `cached: a Nix binary cache server
+const usageText = `cached: a Nix binary cache server
 
 usage:
   cached serve [flags]                        serve the cache (cached serve -h lists flags)
   cached keygen NAME SECRET_FILE PUBLIC_FILE  make a signing key pair, as nix-store --generate-binary-cache-key
   cached token create|ls|rm                   manage tokens (cached token for details)
-  cached verify [--contents] [--data-dir DIR] check the cache's consistency (--contents re-reads every NAR)
+  cached verify [--contents]                  check the cache's consistency (--contents re-reads every NAR)
+  cached gc [--dry-run] [--retention D]       remove what is not pinned, recently used or in their closures
+  cached pin add NAME STOREPATH [--keep N] [--expires D] | pin rm NAME | pin ls
+                                              named roots: a pinned path keeps its whole closure
+  cached path rm STOREPATH [--force]          remove one path (--force: with everything that references it)
+  cached stats [--json]                       paths, bytes, bytes by last use, pins, last gc
+
+The maintenance commands take the same --data-dir and --storage as serve and
+work while a server runs on the same data.
 
 Every flag can also be set as CACHED_<FLAG> in the environment (CACHED_DATA_DIR for
 --data-dir) or in a file given with --config (lines "data-dir = /var/lib/cached").
@@ -32,7 +41,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText)
 		return 2
 	}
 	var err error
@@ -45,8 +54,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runToken(ctx, args[1:], stdout)
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout)
+	case "gc":
+		err = runGC(ctx, args[1:], stdout)
+	case "pin":
+		err = runPin(ctx, args[1:], stdout)
+	case "stats":
+		err = runStats(ctx, args[1:], stdout)
+	case "path":
+		err = runPath(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText)
 		return 0
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])

@@ -67,6 +67,15 @@ func (d *dataFlags) openStorage(ctx context.Context) (storage.Store, error) {
 	return nil, fmt.Errorf("%w: --storage %q: want file:///PATH or s3://BUCKET/PREFIX", errUsage, d.storage)
 }
 
+// openExisting opens the cache for a maintenance command, refusing a data
+// directory that does not exist: opening would create an empty cache.
+func (d *dataFlags) openExisting(ctx context.Context) (*backend, error) {
+	if _, err := os.Stat(d.dataDir); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return d.open(ctx)
+}
+
 // open opens (creating if needed) the data directory's catalog and the
 // blob store.
 func (d *dataFlags) open(ctx context.Context) (*backend, error) {

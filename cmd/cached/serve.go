@@ -14,16 +14,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/gc"
 	"github.com/nix-cached/cached/ingest"
 	"github.com/nix-cached/cached/server"
 	"github.com/nix-cached/cached/signing"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
+	"github.com/nix-cached/cached/usage"
 )
 
 // presignTTL is how long a --s3-redirect URL is valid: long enough for a
@@ -42,7 +45,9 @@ type serveFlags struct {
 	narCompression  string
 	zstdLevel       int
 	allowIncomplete bool
-	uploadLease     time.Duration
+	gc              *gcFlags
+	gcInterval      time.Duration
+	adminTokenFile  string
 	logLevel        string
 	logFormat       string
 	s3Redirect      bool
@@ -61,7 +66,10 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.narCompression, "nar-compression", ingest.ModeZstd, "how NARs are stored: `zstd` (transcode xz, bzip2, gzip and none to zstd) or keep (as uploaded)")
 	fs.IntVar(&f.zstdLevel, "zstd-level", 3, "zstd `level` for transcoded NARs (1-22)")
 	fs.BoolVar(&f.allowIncomplete, "allow-incomplete-closures", false, "publish paths whose references are not in the cache")
-	fs.DurationVar(&f.uploadLease, "upload-lease", 24*time.Hour, "how long an uploaded NAR that no narinfo claims is kept")
+	f.gc = addGCFlags(fs)
+	f.gcInterval = 24 * time.Hour
+	fs.Var(durationFlag{&f.gcInterval}, "gc-interval", "collect garbage this often (0 turns scheduled collection off)")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "`file` of admin tokens, one a line (for /_cached/stats)")
 	fs.BoolVar(&f.s3Redirect, "s3-redirect", false, "answer NAR downloads with a 307 to a short-lived presigned S3 URL (needs --storage s3://...)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
@@ -115,7 +123,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		ZstdLevel:              f.zstdLevel,
 		Keys:                   keys,
 		AllowIncompleteClosure: f.allowIncomplete,
-		UploadLease:            f.uploadLease,
 	})
 	if err != nil {
 		return err
@@ -127,6 +134,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		redirect = presignTTL
 	}
+	col, err := f.gc.collector(b, log)
+	if err != nil {
+		return err
+	}
+	rec := usage.New(b.cat, nil, log)
 	pubs := make([]signing.PublicKey, len(keys))
 	for i, k := range keys {
 		pubs[i] = k.Public()
@@ -137,6 +149,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		WantMassQuery: f.wantMassQuery,
 		PublicKeys:    pubs,
 		RedirectTTL:   redirect,
+		Usage:         rec,
 		Logger:        log,
 	}, b.cat, b.store, ing, auth.New(authCfg, b.cat))
 	if err != nil {
@@ -162,7 +175,18 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go sweepLoop(ctx, ing, log, f.uploadLease)
+	// Background work stops after the last request, so the final use
+	// flush sees every request, and before the catalog closes.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var wg sync.WaitGroup
+	background := func(task func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); task(bg) }()
+	}
+	background(func(c context.Context) { rec.Run(c, usageFlushEvery) })
+	background(func(c context.Context) { sweepLoop(c, col, log, f.gc.uploadLease) })
+	background(func(c context.Context) { gcLoop(c, col, b.cat, log, f.gcInterval) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -180,13 +204,18 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopBG()
+	wg.Wait()
 	log.Info("stopped")
 	return nil
 }
 
+// usageFlushEvery is how often recorded path uses reach the catalog.
+const usageFlushEvery = 5 * time.Second
+
 // sweepLoop removes unclaimed uploads regularly: a minute after start, then
 // every lease/24 (at least every minute, at most hourly).
-func sweepLoop(ctx context.Context, ing *ingest.Ingester, log *slog.Logger, lease time.Duration) {
+func sweepLoop(ctx context.Context, col *gc.Collector, log *slog.Logger, lease time.Duration) {
 	every := min(max(lease/24, time.Minute), time.Hour)
 	t := time.NewTimer(time.Minute)
 	defer t.Stop()
@@ -196,13 +225,48 @@ func sweepLoop(ctx context.Context, ing *ingest.Ingester, log *slog.Logger, leas
 			return
 		case <-t.C:
 		}
-		res, err := ing.SweepUnclaimed(ctx)
-		if err != nil {
+		res, err := col.SweepUnclaimed(ctx)
+		switch {
+		case errors.Is(err, gc.ErrLocked):
+			log.Info("sweep of unclaimed uploads skipped: a collection is running")
+		case err != nil && ctx.Err() == nil:
 			log.Error("sweeping unclaimed uploads", "err", err)
-		} else if res.NARs+res.Blobs > 0 {
+		case res.NARs+res.Blobs > 0:
 			log.Info("swept unclaimed uploads", "nars", res.NARs, "orphan_blobs", res.Blobs, "bytes", res.Bytes)
 		}
 		t.Reset(every)
+	}
+}
+
+// gcLoop collects garbage every interval, counted from the end of the last
+// collection recorded in the catalog (by this server, another replica or
+// `cached gc`), so restarts do not postpone it forever; the first one runs
+// ten minutes after start if there was none.
+func gcLoop(ctx context.Context, col *gc.Collector, cat catalog.Catalog, log *slog.Logger, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	for {
+		next := time.Now().Add(10 * time.Minute)
+		if last, err := cat.LastGCRun(ctx); err == nil {
+			next = last.Finished.Add(interval)
+		}
+		wait := max(time.Until(next), time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		res, err := col.Run(ctx)
+		switch {
+		case errors.Is(err, gc.ErrLocked):
+			log.Info("garbage collection skipped: another one is running")
+		case err != nil && ctx.Err() == nil:
+			log.Error("garbage collection failed", "err", err)
+		case err == nil:
+			log.Info("garbage collection done", "removed_paths", res.Removed, "removed_bytes", res.BytesRemoved,
+				"kept_racing", len(res.Kept), "live_paths", res.LivePaths, "live_bytes", res.LiveBytes, "over_quota", res.OverQuota)
+		}
 	}
 }
 
@@ -256,6 +320,11 @@ func loadOrCreateKeys(f *serveFlags, stdout io.Writer) ([]signing.SecretKey, err
 func tokenConfig(ctx context.Context, f *serveFlags, cat catalog.Catalog, stdout io.Writer) (auth.Config, error) {
 	cfg := auth.Config{PublicRead: f.readTokenFile == ""}
 	var err error
+	if f.adminTokenFile != "" {
+		if cfg.AdminTokens, err = auth.ReadTokenFile(f.adminTokenFile); err != nil {
+			return cfg, err
+		}
+	}
 	if f.pushTokenFile != "" {
 		if cfg.PushTokens, err = auth.ReadTokenFile(f.pushTokenFile); err != nil {
 			return cfg, err
@@ -266,7 +335,7 @@ func tokenConfig(ctx context.Context, f *serveFlags, cat catalog.Catalog, stdout
 			return cfg, err
 		}
 	}
-	if len(cfg.PushTokens) > 0 {
+	if len(cfg.PushTokens) > 0 || len(cfg.AdminTokens) > 0 {
 		return cfg, nil
 	}
 	toks, err := cat.Tokens(ctx)
@@ -274,7 +343,7 @@ func tokenConfig(ctx context.Context, f *serveFlags, cat catalog.Catalog, stdout
 		return cfg, err
 	}
 	for _, t := range toks {
-		if t.Scope == catalog.ScopePush {
+		if t.Scope == catalog.ScopePush || t.Scope == catalog.ScopeAdmin {
 			return cfg, nil
 		}
 	}

@@ -25,7 +25,7 @@ func createToken(ctx context.Context, cat catalog.Catalog, name string, scope ca
 }
 
 const tokenUsage = `usage:
-  cached token create [--name NAME] [--scope push|read] [--data-dir DIR]
+  cached token create [--name NAME] [--scope push|read|admin] [--data-dir DIR]
   cached token ls [--data-dir DIR]
   cached token rm NAME [--data-dir DIR]`
 
@@ -38,7 +38,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	data := addDataFlags(fs)
 	name := fs.String("name", "", "token `name` (default: token-<time>)")
-	scope := fs.String("scope", string(catalog.ScopePush), "what the token allows: `push` (and read) or read")
+	scope := fs.String("scope", string(catalog.ScopePush), "what the token allows: `push` (and read), read, or admin (everything)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -53,8 +53,8 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("%w: %s", errUsage, tokenUsage)
 		}
 		sc := catalog.Scope(*scope)
-		if sc != catalog.ScopePush && sc != catalog.ScopeRead {
-			return fmt.Errorf("%w: --scope %q (want push or read)", errUsage, *scope)
+		if sc != catalog.ScopePush && sc != catalog.ScopeRead && sc != catalog.ScopeAdmin {
+			return fmt.Errorf("%w: --scope %q (want push, read or admin)", errUsage, *scope)
 		}
 		n := *name
 		if n == "" {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/nix-cached/cached/gc"
 )
@@ -26,13 +25,10 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: verify takes no arguments, got %q", errUsage, fs.Args())
 	}
-	// Opening would create an empty cache, which verifies clean.
-	if _, err := os.Stat(data.dataDir); err != nil {
-		return fmt.Errorf("verify: data directory: %w", err)
-	}
-	b, err := data.open(ctx)
+	// An empty cache verifies clean: refuse a data directory that is not there.
+	b, err := data.openExisting(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("verify: %w", err)
 	}
 	defer b.Close()
 	rep, err := gc.Verify(ctx, b.cat, b.store, gc.VerifyOptions{Contents: *contents})

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/gc"
+	"github.com/nix-cached/cached/stats"
+)
+
+// gcFlags are the retention settings that `serve` and `gc` share.
+type gcFlags struct {
+	retention   time.Duration
+	maxSize     int64
+	uploadLease time.Duration
+}
+
+func addGCFlags(fs *flag.FlagSet) *gcFlags {
+	g := &gcFlags{retention: 365 * 24 * time.Hour, uploadLease: 24 * time.Hour}
+	fs.Var(durationFlag{&g.retention}, "retention", "keep paths used within this `duration` (and their closures); e.g. 365d, 30d, 12h")
+	fs.Var(sizeFlag{&g.maxSize}, "max-size", "size `quota` for stored NARs (e.g. 500G); least recently used paths go first, closures stay whole (default: none)")
+	fs.Var(durationFlag{&g.uploadLease}, "upload-lease", "how long an uploaded NAR that no narinfo claims is kept")
+	return g
+}
+
+// collector builds the garbage collector for an opened cache.
+func (g *gcFlags) collector(b *backend, log *slog.Logger) (*gc.Collector, error) {
+	return gc.New(b.cat, b.store, gc.Options{
+		Retention:   g.retention,
+		MaxSize:     g.maxSize,
+		UploadLease: g.uploadLease,
+		Logger:      log,
+	})
+}
+
+// runGC collects garbage once, or with --dry-run prints what it would
+// remove. It works while a server runs on the same data; if a collection
+// is already running (the server's, or another gc), it says so and fails.
+func runGC(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	data := addDataFlags(fs)
+	g := addGCFlags(fs)
+	dry := fs.Bool("dry-run", false, "print what would be removed, and why, without removing anything")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: gc takes no arguments, got %q", errUsage, fs.Args())
+	}
+	b, err := data.openExisting(ctx)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	defer b.Close()
+	col, err := g.collector(b, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	if *dry {
+		plan, err := col.Plan(ctx)
+		if err != nil {
+			return err
+		}
+		printPlan(stdout, plan.Remove, "would remove")
+		printSummary(stdout, plan, "would remove", len(plan.Remove), plan.RemoveBytes)
+		return nil
+	}
+	res, err := col.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	kept := make(map[string]bool, len(res.Kept))
+	for _, k := range res.Kept {
+		kept[k.HashPart] = true
+	}
+	removed := make([]gc.Doomed, 0, len(res.Remove))
+	for _, d := range res.Remove {
+		if !kept[d.HashPart] {
+			removed = append(removed, d)
+		}
+	}
+	printPlan(stdout, removed, "removed")
+	for _, k := range res.Kept {
+		fmt.Fprintf(stdout, "kept\t%s\tbecame live during the collection\n", k.StorePath)
+	}
+	printSummary(stdout, res.Plan, "removed", res.Removed, res.BytesRemoved)
+	return nil
+}
+
+func printPlan(w io.Writer, paths []gc.Doomed, verb string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, d := range paths {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", verb, d.StorePath, stats.Size(d.FileSize), d.Reason)
+	}
+	tw.Flush()
+}
+
+func printSummary(w io.Writer, p gc.Plan, verb string, n int, bytes int64) {
+	fmt.Fprintf(w, "%s %d of %d paths (%s); %d live paths (%s) kept; cutoff %s\n",
+		verb, n, p.Paths, stats.Size(bytes), p.LivePaths, stats.Size(p.LiveBytes), p.Cutoff.UTC().Format(time.RFC3339))
+	if p.OverQuota {
+		fmt.Fprintln(w, "warning: live data alone (pinned and recently used closures) exceeds --max-size")
+	}
+}
+
+const pinUsage = `usage:
+  cached pin add NAME STOREPATH [--keep N] [--expires DURATION]
+  cached pin rm NAME
+  cached pin ls`
+
+// runPin manages named roots: a pinned path keeps its whole closure.
+func runPin(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, pinUsage)
+	}
+	fs := flag.NewFlagSet("pin "+args[0], flag.ContinueOnError)
+	data := addDataFlags(fs)
+	keep := fs.Int("keep", 0, "keep the previous `N` paths of this name pinned too")
+	var expires time.Duration
+	fs.Var(durationFlag{&expires}, "expires", "the pin lapses after this `duration` (default: never)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	b, err := data.openExisting(ctx)
+	if err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	defer b.Close()
+	switch {
+	case args[0] == "add" && fs.NArg() == 2:
+		if *keep < 0 {
+			return fmt.Errorf("%w: --keep must not be negative", errUsage)
+		}
+		p, err := lookupPath(ctx, b.cat, fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		pin := catalog.Pin{Name: fs.Arg(0), HashPart: p.HashPart, StorePath: p.StorePath, CreatedAt: time.Now()}
+		if expires > 0 {
+			pin.ExpiresAt = pin.CreatedAt.Add(expires)
+		}
+		if err := b.cat.AddPin(ctx, pin, *keep); err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		fmt.Fprintf(stdout, "pinned %s as %s\n", p.StorePath, pin.Name)
+		return nil
+	case args[0] == "rm" && fs.NArg() == 1:
+		return b.cat.RemovePin(ctx, fs.Arg(0))
+	case args[0] == "ls" && fs.NArg() == 0:
+		pins, err := b.cat.Pins(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, p := range pins {
+			state, expiry := "current", "never"
+			if !p.Current {
+				state = "previous"
+			}
+			if !p.ExpiresAt.IsZero() {
+				expiry = p.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\texpires %s\n", p.Name, p.StorePath, state, p.CreatedAt.UTC().Format(time.RFC3339), expiry)
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("%w: %s", errUsage, pinUsage)
+}
+
+// lookupPath finds a published path from a store path, a basename or a
+// hash part.
+func lookupPath(ctx context.Context, cat catalog.Catalog, arg string) (catalog.Path, error) {
+	hash, err := hashPartOf(arg)
+	if err != nil {
+		return catalog.Path{}, err
+	}
+	p, err := cat.Path(ctx, hash)
+	if err != nil {
+		return catalog.Path{}, fmt.Errorf("%s: %w", arg, err)
+	}
+	return p, nil
+}
+
+// runStats prints what the cache holds (or, with --json, the JSON that the
+// admin endpoint serves).
+func runStats(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	data := addDataFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON, as GET /_cached/stats serves it")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	b, err := data.openExisting(ctx)
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	defer b.Close()
+	rep, err := stats.Collect(ctx, b.cat, time.Now())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, rep)
+	}
+	return rep.WriteText(stdout)
+}
+
+// runPath handles `cached path rm STOREPATH [--force]`.
+func runPath(ctx context.Context, args []string, stdout io.Writer) error {
+	const usage = "cached path rm STOREPATH [--force]"
+	if len(args) == 0 || args[0] != "rm" {
+		return fmt.Errorf("%w: %s", errUsage, usage)
+	}
+	fs := flag.NewFlagSet("path rm", flag.ContinueOnError)
+	data := addDataFlags(fs)
+	g := addGCFlags(fs)
+	force := fs.Bool("force", false, "also remove every path that references it (and pins), so no closure breaks")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: %s", errUsage, usage)
+	}
+	hash, err := hashPartOf(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	b, err := data.openExisting(ctx)
+	if err != nil {
+		return fmt.Errorf("path rm: %w", err)
+	}
+	defer b.Close()
+	col, err := g.collector(b, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	removed, err := col.RemovePath(ctx, hash, *force)
+	printPlan(stdout, removed, "removed")
+	if err != nil {
+		return fmt.Errorf("path rm: %w", err)
+	}
+	return nil
+}
