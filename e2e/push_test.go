@@ -147,6 +147,14 @@ func testPushSubstituteRestart(t *testing.T, b blobBackend) {
 		}
 	}
 
+	// The push shows in the metrics: four NARs and four narinfos accepted.
+	_, met := srv.get("/metrics", "")
+	for _, kind := range []string{"nar", "narinfo"} {
+		if want := `cached_uploads_total{kind="` + kind + `",result="accepted"} 4`; !strings.Contains(met, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Pushing the same closure again, from a client with an empty narinfo
 	// cache, uploads nothing.
 	puts := len(srv.requests("PUT"))

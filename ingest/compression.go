@@ -86,7 +86,7 @@ func decompress(comp string, r io.Reader) (io.Reader, func(), error) {
 	case CompXZ:
 		xr, err := xz.NewReader(r)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: xz: %v", ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: xz: %v", ErrInvalidNAR, err)
 		}
 		return xr, func() {}, nil
 	case CompZstd:
@@ -101,7 +101,7 @@ func decompress(comp string, r io.Reader) (io.Reader, func(), error) {
 		}
 		if err := zr.Reset(r); err != nil {
 			zstdDecoders.Put(zr)
-			return nil, nil, fmt.Errorf("%w: zstd: %v", ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: zstd: %v", ErrInvalidNAR, err)
 		}
 		return zr, func() {
 			zr.Reset(nil) //nolint:errcheck // only drops the reference to r
@@ -112,7 +112,7 @@ func decompress(comp string, r io.Reader) (io.Reader, func(), error) {
 	case CompGzip:
 		gr, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: gzip: %v", ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: gzip: %v", ErrInvalidNAR, err)
 		}
 		return gr, func() { gr.Close() }, nil
 	}

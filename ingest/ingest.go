@@ -25,6 +25,18 @@ var (
 	ErrInvalid = errors.New("invalid upload")
 	// ErrUnsupported marks an upload in a format the cache does not read.
 	ErrUnsupported = errors.New("unsupported upload")
+
+	// The causes of ErrInvalid that are worth telling apart (metrics count
+	// rejections by cause); each also matches ErrInvalid.
+
+	// ErrHashMismatch: a NAR's bytes do not hash to the name it was
+	// uploaded under.
+	ErrHashMismatch = fmt.Errorf("%w: file hash mismatch", ErrInvalid)
+	// ErrInvalidNAR: a body that does not decompress to a valid NAR.
+	ErrInvalidNAR = fmt.Errorf("%w: not a valid NAR", ErrInvalid)
+	// ErrNarInfoMismatch: a narinfo whose NarHash or NarSize differ from
+	// the uploaded NAR's.
+	ErrNarInfoMismatch = fmt.Errorf("%w: narinfo does not match its NAR", ErrInvalid)
 )
 
 // Storage modes for NARs.

@@ -176,7 +176,7 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	// in the body would be hashed but not validated.
 	if n, err := io.Copy(io.Discard, compressed); err != nil || n > 0 {
 		if err == nil {
-			err = fmt.Errorf("%w: %d bytes after the end of the %s stream", ErrInvalid, n, comp)
+			err = fmt.Errorf("%w: %d bytes after the end of the %s stream", ErrInvalidNAR, n, comp)
 		}
 		return catalog.NAR{}, in.classify(ctx, err, src, sink)
 	}
@@ -190,7 +190,7 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 		return catalog.NAR{}, fmt.Errorf("%w: body has %d bytes, Content-Length said %d", ErrInvalid, upload.n, size)
 	}
 	if got := upload.sum(); got != want {
-		return catalog.NAR{}, fmt.Errorf("%w: body hashes to %s but was uploaded as %s", ErrInvalid, got, name)
+		return catalog.NAR{}, fmt.Errorf("%w: body hashes to %s but was uploaded as %s", ErrHashMismatch, got, name)
 	}
 
 	n := catalog.NAR{
@@ -288,5 +288,5 @@ func (in *Ingester) classify(ctx context.Context, err error, src *errReader, sin
 		return err
 	}
 	// No I/O failed, so the decompressor or the NAR reader rejected the data.
-	return fmt.Errorf("%w: %v", ErrInvalid, err)
+	return fmt.Errorf("%w: %v", ErrInvalidNAR, err)
 }

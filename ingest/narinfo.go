@@ -36,14 +36,14 @@ func (in *Ingester) NarInfo(ctx context.Context, hashPart string, body []byte) (
 	}
 	n, err := in.cat.LookupNAR(ctx, ni.URL)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return catalog.Path{}, fmt.Errorf("%w: its NAR %s was not uploaded", ErrInvalid, ni.URL)
+		return catalog.Path{}, fmt.Errorf("%w: %w: %s", ErrInvalid, catalog.ErrNARNotFound, ni.URL)
 	}
 	if err != nil {
 		return catalog.Path{}, err
 	}
 	if n.NarHash != ni.NarHash.String() || uint64(n.NarSize) != ni.NarSize {
 		return catalog.Path{}, fmt.Errorf("%w: NarHash/NarSize %s/%d differ from the uploaded NAR's %s/%d",
-			ErrInvalid, ni.NarHash, ni.NarSize, n.NarHash, n.NarSize)
+			ErrNarInfoMismatch, ni.NarHash, ni.NarSize, n.NarHash, n.NarSize)
 	}
 	old, err := in.cat.Path(ctx, hashPart)
 	switch {
@@ -123,9 +123,9 @@ func (in *Ingester) NarInfo(ctx context.Context, hashPart string, body []byte) (
 	err = in.cat.Publish(ctx, p, catalog.PublishOptions{AllowIncompleteClosure: in.opt.AllowIncompleteClosure})
 	switch {
 	case errors.Is(err, catalog.ErrMissingReferences):
-		return catalog.Path{}, fmt.Errorf("%w: %v (push its dependencies first)", ErrInvalid, err)
+		return catalog.Path{}, fmt.Errorf("%w: %w (push its dependencies first)", ErrInvalid, err)
 	case errors.Is(err, catalog.ErrNARNotFound):
-		return catalog.Path{}, fmt.Errorf("%w: its NAR %s was not uploaded", ErrInvalid, ni.URL)
+		return catalog.Path{}, fmt.Errorf("%w: %w: %s", ErrInvalid, catalog.ErrNARNotFound, ni.URL)
 	case err != nil:
 		return catalog.Path{}, err
 	}

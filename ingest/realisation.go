@@ -50,7 +50,7 @@ func (in *Ingester) Realisation(ctx context.Context, id string, body []byte) err
 	}
 	if !in.opt.AllowIncompleteClosure {
 		if _, err := in.cat.Path(ctx, out.Hash); errors.Is(err, catalog.ErrNotFound) {
-			return fmt.Errorf("%w: realisation names %s, which is not in the cache", ErrInvalid, r.OutPath)
+			return fmt.Errorf("%w: %w: realisation output %s", ErrInvalid, catalog.ErrMissingReferences, r.OutPath)
 		} else if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/metrics"
 	"github.com/nix-cached/cached/storage"
 )
 
@@ -50,6 +51,37 @@ func statusOf(err error) int {
 		return statusClientClosed
 	}
 	return http.StatusInternalServerError
+}
+
+// rejectionOf says why an upload was refused with err, a client
+// error (4xx). It is the only place where upload errors become reasons.
+func rejectionOf(err error) metrics.Reason {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, auth.ErrUnauthorized):
+		return metrics.ReasonUnauthorized
+	case errors.As(err, &tooBig):
+		return metrics.ReasonTooLarge
+	case errors.Is(err, ingest.ErrUnsupported):
+		return metrics.ReasonUnsupportedCompression
+	case errors.Is(err, catalog.ErrConflict):
+		return metrics.ReasonConflict
+	case errors.Is(err, catalog.ErrMissingReferences):
+		return metrics.ReasonMissingReferences
+	case errors.Is(err, catalog.ErrNARNotFound):
+		return metrics.ReasonNARNotUploaded
+	case errors.Is(err, ingest.ErrHashMismatch):
+		return metrics.ReasonHashMismatch
+	case errors.Is(err, ingest.ErrInvalidNAR):
+		return metrics.ReasonInvalidNAR
+	case errors.Is(err, ingest.ErrNarInfoMismatch):
+		return metrics.ReasonNarInfoMismatch
+	case errors.Is(err, ingest.ErrInvalid):
+		return metrics.ReasonInvalid
+	case errors.Is(err, errBadRequest), errors.Is(err, storage.ErrInvalidKey):
+		return metrics.ReasonInvalid
+	}
+	return metrics.ReasonOther
 }
 
 // publicMessage is the one line a client is told. Server-side failures and

@@ -7,15 +7,20 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/nix-cached/cached/metrics"
 )
 
-// recorder captures a response's status and size for the request log. It
-// forwards ReadFrom so that files still go out through sendfile.
+// recorder captures a response's status and size for the request log and
+// the metrics. It forwards ReadFrom so that files still go out through
+// sendfile, and counts those bytes too.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
-	err    error
+	status   int
+	bytes    int64
+	err      error
+	endpoint *metrics.Endpoint // the route's series, set by observed
+	body     countingBody      // the request body, when metrics count it
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -59,6 +64,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
+		if s.cfg.Metrics != nil && r.Body != nil && r.Body != http.NoBody {
+			// Count what handlers read, without changing the caller's request.
+			rec.body.ReadCloser = r.Body
+			counted := *r
+			counted.Body = &rec.body
+			r = &counted
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -77,6 +89,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if rec.err != nil && statusOf(rec.err) == statusClientClosed {
 				status = statusClientClosed
 			}
+			took := time.Since(start)
+			if s.cfg.Metrics != nil {
+				ep := rec.endpoint
+				if ep == nil {
+					ep = s.cfg.Metrics.Unmatched(r.Method)
+				}
+				ep.Observe(status, took, rec.body.n, rec.bytes)
+			}
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
@@ -89,7 +109,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				slog.String("path", r.URL.EscapedPath()),
 				slog.Int("status", status),
 				slog.Int64("bytes", rec.bytes),
-				slog.Duration("duration", time.Since(start)),
+				slog.Duration("duration", took),
 				slog.String("remote", r.RemoteAddr),
 			}
 			if r.ContentLength > 0 {

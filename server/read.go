@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/ingest"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
@@ -86,8 +88,12 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	text, err := s.cat.NarInfo(r.Context(), hash)
 	if err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			s.cfg.Metrics.NarInfo(false)
+		}
 		return err
 	}
+	s.cfg.Metrics.NarInfo(true)
 	s.cfg.Usage.Path(hash)
 	w.Header().Set("Cache-Control", s.cacheControl(false))
 	writeSmall(w, r, typeNarInfo, text)

@@ -17,6 +17,7 @@ import (
 	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/metrics"
 	"github.com/nix-cached/cached/signing"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
@@ -36,8 +37,13 @@ type Config struct {
 	RedirectTTL time.Duration
 	// Usage records narinfo and NAR requests as uses of their paths, for
 	// garbage collection; nil records nothing.
-	Usage  *usage.Recorder
-	Logger *slog.Logger
+	Usage *usage.Recorder
+	// Metrics, when set, records every request, narinfo hit and upload,
+	// and is served at GET /metrics. Like /healthz that endpoint needs no
+	// token: its labels are route patterns, methods, statuses and fixed
+	// reasons, never paths, hashes or credentials.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Server serves the binary cache protocol.
@@ -94,25 +100,41 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // scoped wraps h with the token check for scope and the error mapping.
 func (s *Server) scoped(scope catalog.Scope, h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { _ = s.serve(w, r, scope, h) }
+}
+
+// upload is scoped to push tokens and counts the upload's outcome.
+func (s *Server) upload(kind metrics.Kind, h handlerFunc) http.HandlerFunc {
+	m := s.cfg.Metrics
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := s.auth.Check(r.Context(), r, scope); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if err := h(w, r); err != nil {
-			writeError(w, r, err)
-		}
+		countUpload(m, kind, s.serve(w, r, catalog.ScopePush, h))
 	}
+}
+
+// serve checks the token for scope, runs h, answers its error if any, and
+// returns it.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, scope catalog.Scope, h handlerFunc) error {
+	err := s.auth.Check(r.Context(), r, scope)
+	if err == nil {
+		err = h(w, r)
+	}
+	if err != nil {
+		writeError(w, r, err)
+	}
+	return err
 }
 
 func (s *Server) routes() {
 	r := chi.NewRouter()
 	r.Use(s.logRequests)
+	m := s.cfg.Metrics
 	read := func(h handlerFunc) http.HandlerFunc { return s.scoped(catalog.ScopeRead, h) }
-	push := func(h handlerFunc) http.HandlerFunc { return s.scoped(catalog.ScopePush, h) }
 	getHead := func(pattern string, h http.HandlerFunc) {
-		r.Get(pattern, h)
-		r.Head(pattern, h)
+		r.Get(pattern, observed(m.Endpoint(pattern, http.MethodGet), h))
+		r.Head(pattern, observed(m.Endpoint(pattern, http.MethodHead), h))
+	}
+	put := func(pattern string, h http.HandlerFunc) {
+		r.Put(pattern, observed(m.Endpoint(pattern, http.MethodPut), h))
 	}
 
 	// Public: they reveal nothing about the cache's contents.
@@ -121,23 +143,29 @@ func (s *Server) routes() {
 	getHead("/public-key", s.publicKey)
 	getHead("/healthz", s.healthz)
 	getHead("/readyz", s.readyz)
-	r.Put("/nix-cache-info", push(s.putCacheInfo))
+	if m != nil {
+		// Traffic and GC counts by route pattern: no paths, no secrets.
+		r.Get("/metrics", observed(m.Endpoint("/metrics", http.MethodGet), m.Handler(nil).ServeHTTP))
+	}
+	put("/nix-cache-info", s.scoped(catalog.ScopePush, s.putCacheInfo))
 
 	getHead("/{hash}.narinfo", read(s.getNarInfo))
-	r.Put("/{hash}.narinfo", push(s.putNarInfo))
+	put("/{hash}.narinfo", s.upload(metrics.KindNarInfo, s.putNarInfo))
 	getHead("/{hash}.ls", read(s.getListing))
-	r.Put("/{hash}.ls", push(s.putListing))
+	put("/{hash}.ls", s.upload(metrics.KindListing, s.putListing))
 	getHead("/nar/{file}", read(s.getNAR))
-	r.Put("/nar/{file}", push(s.putNAR))
+	put("/nar/{file}", s.upload(metrics.KindNAR, s.putNAR))
 	getHead("/log/{drv}", read(s.getLog))
-	r.Put("/log/{drv}", push(s.putLog))
+	put("/log/{drv}", s.upload(metrics.KindLog, s.putLog))
 	getHead("/realisations/{file}", read(s.getRealisation))
-	r.Put("/realisations/{file}", push(s.putRealisation))
+	put("/realisations/{file}", s.upload(metrics.KindRealisation, s.putRealisation))
 	getHead("/debuginfo/{id}", read(s.getDebugInfo))
-	r.Put("/debuginfo/{id}", push(s.putDebugInfo))
+	put("/debuginfo/{id}", s.upload(metrics.KindDebugInfo, s.putDebugInfo))
 
-	r.Get("/_cached/stats", s.scoped(catalog.ScopeAdmin, s.adminStats))
+	r.Get("/_cached/stats", observed(m.Endpoint("/_cached/stats", http.MethodGet),
+		s.scoped(catalog.ScopeAdmin, s.adminStats)))
 
+	// Requests that match no route count as route "unmatched" (log.go).
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: %s", errMethod, r.Method))

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/postgres"
 	"github.com/nix-cached/cached/catalog/sqlite"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storage/disk"
@@ -20,14 +21,16 @@ import (
 // takes, so that `cached token`, `cached verify` and later `cached gc` run
 // against the same data as a running server.
 type dataFlags struct {
-	dataDir string
-	storage string
+	dataDir  string
+	storage  string
+	database string
 }
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
 	d := &dataFlags{}
 	fs.StringVar(&d.dataDir, "data-dir", "cached-data", "`directory` holding the database, generated keys and (by default) the blobs")
 	fs.StringVar(&d.storage, "storage", "", "where blobs live: file:///PATH, or s3://BUCKET/PREFIX?endpoint=URL&region=R (default: file://DATA-DIR/blobs)")
+	fs.StringVar(&d.database, "database", "", "where metadata lives: postgres://USER:PASSWORD@HOST/DB, or sqlite:///PATH (default: SQLite in DATA-DIR/cached.db)")
 	return d
 }
 
@@ -68,10 +71,13 @@ func (d *dataFlags) openStorage(ctx context.Context) (storage.Store, error) {
 }
 
 // openExisting opens the cache for a maintenance command, refusing a data
-// directory that does not exist: opening would create an empty cache.
+// directory that does not exist when the catalog lives there: opening would
+// create an empty cache.
 func (d *dataFlags) openExisting(ctx context.Context) (*backend, error) {
-	if _, err := os.Stat(d.dataDir); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	if d.database == "" {
+		if _, err := os.Stat(d.dataDir); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	return d.open(ctx)
 }
@@ -86,10 +92,28 @@ func (d *dataFlags) open(ctx context.Context) (*backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening blob storage: %w", err)
 	}
-	cat, err := sqlite.Open(ctx, filepath.Join(d.dataDir, "cached.db"))
+	cat, err := d.openCatalog(ctx)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("opening catalog: %w", err)
 	}
 	return &backend{store: store, cat: cat}, nil
+}
+
+// openCatalog opens the metadata store that --database names. The URL
+// holds a password: it never appears in an error.
+func (d *dataFlags) openCatalog(ctx context.Context) (catalog.Catalog, error) {
+	switch {
+	case d.database == "":
+		return sqlite.Open(ctx, filepath.Join(d.dataDir, "cached.db"))
+	case strings.HasPrefix(d.database, "sqlite:"):
+		u, err := url.Parse(d.database)
+		if err != nil || u.Host != "" || !filepath.IsAbs(u.Path) || u.RawQuery != "" {
+			return nil, fmt.Errorf("%w: --database sqlite: want sqlite:///ABSOLUTE/PATH", errUsage)
+		}
+		return sqlite.Open(ctx, u.Path)
+	case strings.HasPrefix(d.database, "postgres://"), strings.HasPrefix(d.database, "postgresql://"):
+		return postgres.Open(ctx, d.database)
+	}
+	return nil, fmt.Errorf("%w: --database: want postgres://… or sqlite:///PATH", errUsage)
 }

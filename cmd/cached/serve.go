@@ -18,10 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/gc"
 	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/metrics"
 	"github.com/nix-cached/cached/server"
 	"github.com/nix-cached/cached/signing"
 	"github.com/nix-cached/cached/storage"
@@ -139,6 +142,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	rec := usage.New(b.cat, nil, log)
+	met, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
 	pubs := make([]signing.PublicKey, len(keys))
 	for i, k := range keys {
 		pubs[i] = k.Public()
@@ -150,6 +157,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		PublicKeys:    pubs,
 		RedirectTTL:   redirect,
 		Usage:         rec,
+		Metrics:       met,
 		Logger:        log,
 	}, b.cat, b.store, ing, auth.New(authCfg, b.cat))
 	if err != nil {
@@ -185,8 +193,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		go func() { defer wg.Done(); task(bg) }()
 	}
 	background(func(c context.Context) { rec.Run(c, usageFlushEvery) })
-	background(func(c context.Context) { sweepLoop(c, col, log, f.gc.uploadLease) })
-	background(func(c context.Context) { gcLoop(c, col, b.cat, log, f.gcInterval) })
+	background(func(c context.Context) { sweepLoop(c, col, met, log, f.gc.uploadLease) })
+	background(func(c context.Context) { gcLoop(c, col, b.cat, met, log, f.gcInterval) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -215,7 +223,7 @@ const usageFlushEvery = 5 * time.Second
 
 // sweepLoop removes unclaimed uploads regularly: a minute after start, then
 // every lease/24 (at least every minute, at most hourly).
-func sweepLoop(ctx context.Context, col *gc.Collector, log *slog.Logger, lease time.Duration) {
+func sweepLoop(ctx context.Context, col *gc.Collector, met *metrics.Metrics, log *slog.Logger, lease time.Duration) {
 	every := min(max(lease/24, time.Minute), time.Hour)
 	t := time.NewTimer(time.Minute)
 	defer t.Stop()
@@ -226,6 +234,7 @@ func sweepLoop(ctx context.Context, col *gc.Collector, log *slog.Logger, lease t
 		case <-t.C:
 		}
 		res, err := col.SweepUnclaimed(ctx)
+		met.Sweep(res, err)
 		switch {
 		case errors.Is(err, gc.ErrLocked):
 			log.Info("sweep of unclaimed uploads skipped: a collection is running")
@@ -242,7 +251,7 @@ func sweepLoop(ctx context.Context, col *gc.Collector, log *slog.Logger, lease t
 // collection recorded in the catalog (by this server, another replica or
 // `cached gc`), so restarts do not postpone it forever; the first one runs
 // ten minutes after start if there was none.
-func gcLoop(ctx context.Context, col *gc.Collector, cat catalog.Catalog, log *slog.Logger, interval time.Duration) {
+func gcLoop(ctx context.Context, col *gc.Collector, cat catalog.Catalog, met *metrics.Metrics, log *slog.Logger, interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
@@ -257,7 +266,9 @@ func gcLoop(ctx context.Context, col *gc.Collector, cat catalog.Catalog, log *sl
 			return
 		case <-time.After(wait):
 		}
+		started := time.Now()
 		res, err := col.Run(ctx)
+		met.GCRun(res, err, time.Since(started))
 		switch {
 		case errors.Is(err, gc.ErrLocked):
 			log.Info("garbage collection skipped: another one is running")
