@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nix-cached/cached/internal/syncbuf"
 )
 
 // Region is the region every test server answers for.
@@ -81,7 +83,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
-	log    *syncBuffer
+	log    *syncbuf.Buffer
 }
 
 // Start starts MinIO with its data in a fresh temporary directory and
@@ -141,7 +143,7 @@ func (s *Server) start() error {
 		"MINIO_CI_CD=1",               // no root-drive refusal, faster purges
 		"MINIO_SCANNER_SPEED=slowest", // leave the CPU to the tests
 	)
-	s.log = &syncBuffer{}
+	s.log = &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
@@ -283,25 +285,4 @@ func environ() []string {
 		}
 	}
 	return env
-}
-
-// syncBuffer is a bytes buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-// String returns what was written.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
