@@ -323,3 +323,13 @@ type Catalog interface {
 	// Close releases the catalog's resources.
 	Close() error
 }
+
+// CheckAges checks the ages given to Stats: ascending and not negative.
+func CheckAges(ages []time.Duration) error {
+	for i, a := range ages {
+		if a < 0 || (i > 0 && a <= ages[i-1]) {
+			return fmt.Errorf("stats bucket ages %v are not ascending and positive", ages)
+		}
+	}
+	return nil
+}

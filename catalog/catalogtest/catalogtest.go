@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"DeletePath/OrphanLog", testDeletePathOrphanLog},
 		{"DeletePath/Pins", testDeletePathPins},
 		{"DeletePaths", testDeletePaths},
+		{"DeletePaths/OneByOne", testDeletePathsOneByOne},
 		{"Pins", testPins},
 		{"TryLock", testTryLock},
 		{"GCRuns", testGCRuns},

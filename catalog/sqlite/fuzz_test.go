@@ -16,7 +16,7 @@ import (
 // path basenames (the two may differ on garbage, e.g. a NUL byte, which
 // SQLite's string functions stop at, but no such row can exist).
 func FuzzOutHash(f *testing.F) {
-	h := nix32Chars
+	h := "0123456789abcdfghijklmnpqrsvwxyz"
 	for _, s := range []string{h + "-hello-2.12", "/nix/store/" + h + "-hello", "", "/", "a/", "short",
 		"ünïcödé-ÿ/" + strings.Repeat("é", 40), "x\x00y", "/nix/store/" + h, "\x00/" + h} {
 		f.Add(s)
@@ -45,7 +45,7 @@ func FuzzOutHash(f *testing.F) {
 
 // isHashPart reports whether h is "" or 32 nix32 characters.
 func isHashPart(h string) bool {
-	return h == "" || (len(h) == 32 && strings.Trim(h, nix32Chars) == "")
+	return h == "" || (len(h) == 32 && strings.Trim(h, "0123456789abcdfghijklmnpqrsvwxyz") == "")
 }
 
 // migratedOutHash stores body as a version 1 realisation in a new

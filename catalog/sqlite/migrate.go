@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
+	mig "github.com/nix-cached/cached/catalog/internal/migration"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -16,40 +14,13 @@ import (
 var migrationFiles embed.FS
 
 // migration is one numbered schema change, "migrations/NNNN_name.sql".
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = mig.Migration
 
 // loadMigrations returns the embedded migrations in ascending order.
 func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	ms, err := mig.Load(migrationFiles, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading embedded migrations: %w", ErrMigration, err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(strings.TrimSuffix(name, ".sql"), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("%w: migration file %s is not named NNNN_name.sql", ErrMigration, name)
-		}
-		body, err := fs.ReadFile(migrationFiles, "migrations/"+name)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading %s: %w", ErrMigration, name, err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(body)})
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("%w: no embedded migrations", ErrMigration)
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("%w: %s and %s share a number", ErrMigration, ms[i-1].name, ms[i].name)
-		}
+		return nil, fmt.Errorf("%w: %w", ErrMigration, err)
 	}
 	return ms, nil
 }
@@ -86,26 +57,26 @@ func migrateTo(ctx context.Context, db *sql.DB, last int) error {
 	}
 	var unknown []int
 	for v := range applied {
-		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+		if !slices.ContainsFunc(ms, func(m migration) bool { return m.Version == v }) {
 			unknown = append(unknown, v)
 		}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		return fmt.Errorf("%w: it has migrations %v, this binary knows up to %d",
-			ErrSchemaTooNew, unknown, ms[len(ms)-1].version)
+			ErrSchemaTooNew, unknown, ms[len(ms)-1].Version)
 	}
 	for _, m := range ms {
-		if applied[m.version] || (last > 0 && m.version > last) {
+		if applied[m.Version] || (last > 0 && m.Version > last) {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("%w: applying %s: %w", ErrMigration, m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("%w: applying %s: %w", ErrMigration, m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixMilli()); err != nil {
-			return fmt.Errorf("%w: recording %s: %w", ErrMigration, m.name, err)
+			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("%w: recording %s: %w", ErrMigration, m.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

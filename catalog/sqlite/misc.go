@@ -3,9 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nix-cached/cached/catalog"
@@ -29,31 +27,9 @@ func (c *Catalog) PutRealisation(ctx context.Context, id string, body []byte) er
 	return nil
 }
 
-// nix32Chars are the characters of a store path's hash part.
-const nix32Chars = "0123456789abcdfghijklmnpqrsvwxyz"
-
-// outHash returns the hash part that begins the basename of the string
-// "outPath" of a realisation's JSON body, or "" when it names none;
-// migration 0002 computes the same in SQL for older rows.
-func outHash(body []byte) string {
-	var doc struct {
-		OutPath json.RawMessage `json:"outPath"`
-	}
-	var out string
-	if json.Unmarshal(body, &doc) != nil || json.Unmarshal(doc.OutPath, &out) != nil {
-		return ""
-	}
-	out = out[strings.LastIndexByte(out, '/')+1:]
-	if len(out) < 32 {
-		return ""
-	}
-	for i := range 32 {
-		if strings.IndexByte(nix32Chars, out[i]) < 0 {
-			return ""
-		}
-	}
-	return out[:32]
-}
+// outHash is the hash part realisations are indexed by (see
+// catalog.RealisationOutHash).
+var outHash = catalog.RealisationOutHash
 
 // Realisation returns a stored realisation.
 func (c *Catalog) Realisation(ctx context.Context, id string) ([]byte, error) {

@@ -188,8 +188,8 @@ func TestMigrationsAppliedOnce(t *testing.T) {
 		t.Errorf("schema_migrations has versions %v, want the %d embedded ones", got, len(ms))
 	}
 	for _, m := range ms {
-		if got[m.version] != 1 {
-			t.Errorf("migration %s recorded %d times, want once", m.name, got[m.version])
+		if got[m.Version] != 1 {
+			t.Errorf("migration %s recorded %d times, want once", m.Name, got[m.Version])
 		}
 	}
 }

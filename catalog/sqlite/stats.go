@@ -49,11 +49,8 @@ func (c *Catalog) LastGCRun(ctx context.Context) (catalog.GCRun, error) {
 // longest Duration for the rest; paths last used after now fall in the
 // first. ages must be ascending and not negative (ErrInvalid).
 func (c *Catalog) Stats(ctx context.Context, now time.Time, ages []time.Duration) (catalog.Stats, error) {
-	for i, a := range ages {
-		if a < 0 || (i > 0 && a <= ages[i-1]) {
-			return catalog.Stats{}, fmt.Errorf("%w: stats bucket ages %v are not ascending and positive",
-				ErrInvalid, ages)
-		}
+	if err := catalog.CheckAges(ages); err != nil {
+		return catalog.Stats{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var s catalog.Stats
 	err := c.read(ctx, func(tx *sql.Tx) error {

@@ -1,0 +1,299 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nix-cached/cached/catalog"
+)
+
+// maxNamed is how many referrers a refusal of DeletePath names.
+const maxNamed = 8
+
+// DeletePath removes a published path, its references, its realisations
+// and, with cond.IgnorePins, its pins, in one transaction. It refuses with
+// catalog.ErrReferenced (naming referrers), catalog.ErrPinned or
+// catalog.ErrKept, in that order of checks, each made once the path's row
+// is locked. A pin whose expiry is at or before a non-zero
+// cond.CreatedBefore (the caller's idea of now) no longer pins and goes
+// with the path; with a zero CreatedBefore every pin counts. The NAR is
+// marked deleting and returned when no path names it any more, it is ready
+// with no upload of it under way, and it was created before a non-zero
+// cond.CreatedBefore.
+func (c *Catalog) DeletePath(ctx context.Context, hashPart string, cond catalog.DeleteCondition) (catalog.Deleted, error) {
+	var res []catalog.DeleteResult
+	err := c.write(ctx, func(t *txn) error {
+		var err error
+		res, err = deletePaths(ctx, t, []string{hashPart}, cond)
+		return err
+	})
+	if err == nil {
+		err = res[0].Err
+	}
+	if err != nil {
+		return catalog.Deleted{}, fmt.Errorf("postgres catalog: delete path %s: %w", hashPart, err)
+	}
+	return res[0].Deleted, nil
+}
+
+// DeletePaths deletes paths in the order given in one transaction, as
+// DeletePath would one after the other; a refusal is reported in the
+// path's result, any other error undoes the batch. It takes four round
+// trips whatever the number of paths.
+func (c *Catalog) DeletePaths(ctx context.Context, hashParts []string, cond catalog.DeleteCondition) ([]catalog.DeleteResult, error) {
+	var res []catalog.DeleteResult
+	err := c.write(ctx, func(t *txn) error {
+		var err error
+		res, err = deletePaths(ctx, t, hashParts, cond)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres catalog: delete paths: %w", err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			res[i].Err = fmt.Errorf("postgres catalog: delete path %s: %w", hashParts[i], r.Err)
+		}
+	}
+	return res, nil
+}
+
+// victim is what deletePaths reads of a path before judging it.
+type victim struct {
+	path    catalog.Path
+	listing string   // its NAR's listing key
+	outside int      // referrers outside the batch, itself excluded
+	named   []string // the first maxNamed+1 of them
+	inside  []string // referrers in the batch, itself excluded
+	pins    []string // names of the pins that keep it
+}
+
+// deletePaths is DeletePaths inside t, in two round trips. The first
+// locks the paths' rows (in hash-part order) and then reads their
+// referrers and pins, which no other transaction can add to until t ends.
+// The batch is then judged in order, a path deleted earlier no longer
+// referring to later ones, and the second round trip deletes the paths it
+// accepted, marks the NARs they leave with no path and finds the derivers
+// no path has any more. A NAR or a deriver goes with the last path of the
+// batch that had it, as it would one deletion at a time.
+func deletePaths(ctx context.Context, t *txn, hashParts []string, cond catalog.DeleteCondition) ([]catalog.DeleteResult, error) {
+	found, err := readVictims(ctx, t, hashParts, cond)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]catalog.DeleteResult, len(hashParts))
+	deleted := map[string]bool{}
+	var gone, keys, listings, derivers []string
+	for i, h := range hashParts {
+		v, ok := found[h]
+		if !ok || deleted[h] {
+			out[i].Err = catalog.ErrNotFound
+			continue
+		}
+		if out[i].Err = judge(v, deleted, cond); out[i].Err != nil {
+			continue
+		}
+		deleted[h] = true
+		out[i].Path = v.path
+		gone = append(gone, h)
+		keys = append(keys, v.path.NARKey)
+		listings = append(listings, v.listing)
+		if v.path.Deriver != "" {
+			derivers = append(derivers, v.path.Deriver)
+		}
+	}
+	if len(gone) == 0 {
+		return out, nil
+	}
+	marked, orphans, err := removeVictims(ctx, t, gone, keys, listings, derivers, cond)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(out) - 1; i >= 0; i-- { // the last path to have them takes them
+		if out[i].Err != nil {
+			continue
+		}
+		if n, ok := marked[out[i].Path.NARKey]; ok {
+			out[i].NAR = &n
+			delete(marked, out[i].Path.NARKey)
+		}
+		if d := out[i].Path.Deriver; d != "" && orphans[d] {
+			out[i].OrphanLog = d
+			delete(orphans, d)
+		}
+	}
+	return out, nil
+}
+
+// judge returns the refusal of a path's deletion, after the paths in
+// deleted are gone, or nil.
+func judge(v *victim, deleted map[string]bool, cond catalog.DeleteCondition) error {
+	refs := slices.Clone(v.named)
+	total := v.outside
+	for _, r := range v.inside {
+		if !deleted[r] {
+			refs = append(refs, r)
+			total++
+		}
+	}
+	slices.Sort(refs)
+	p := v.path
+	switch {
+	case total > maxNamed:
+		return fmt.Errorf("%w: by %s and %d more", catalog.ErrReferenced,
+			strings.Join(refs[:maxNamed], " "), total-maxNamed)
+	case total > 0:
+		return fmt.Errorf("%w: by %s", catalog.ErrReferenced, strings.Join(refs, " "))
+	case len(v.pins) > 0:
+		return fmt.Errorf("%w: by %s", catalog.ErrPinned, strings.Join(v.pins, " "))
+	case !cond.CreatedBefore.IsZero() && !p.CreatedAt.Before(cond.CreatedBefore):
+		return fmt.Errorf("%w: published at %s, not before %s", catalog.ErrKept,
+			p.CreatedAt.Format(timeFormat), cond.CreatedBefore.Format(timeFormat))
+	case !cond.UsedBefore.IsZero() && !p.LastUsed.Before(cond.UsedBefore):
+		return fmt.Errorf("%w: used at %s, not before %s", catalog.ErrKept,
+			p.LastUsed.Format(timeFormat), cond.UsedBefore.Format(timeFormat))
+	}
+	return nil
+}
+
+// readVictims locks the rows of the published paths among hashParts, in
+// hash-part order, then reads them with their referrers and the pins that
+// keep them (none with cond.IgnorePins), in one round trip.
+func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.DeleteCondition) (map[string]*victim, error) {
+	found := map[string]*victim{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT 1 FROM paths WHERE hash_part = ANY($1) ORDER BY hash_part FOR UPDATE`, hashParts)
+	// Queued after the lock: these run once it is held, each seeing what
+	// the transactions it waited for committed.
+	b.Queue(`SELECT `+pathColumns+`, COALESCE(n.listing_key, '')
+		FROM paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = ANY($1)`,
+		hashParts).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			v := &victim{}
+			var err error
+			if v.path, err = scanPath(rows, &v.listing); err != nil {
+				return err
+			}
+			found[v.path.HashPart] = v
+		}
+		return rows.Err()
+	})
+	var ref, from string
+	var froms []string
+	var count int
+	b.Queue(`SELECT reference, referrer FROM refs
+		WHERE reference = ANY($1) AND referrer = ANY($1) AND referrer <> reference`,
+		hashParts).Query(func(rows pgx.Rows) error {
+		_, err := pgx.ForEachRow(rows, []any{&ref, &from}, func() error {
+			if v := found[ref]; v != nil {
+				v.inside = append(v.inside, from)
+			}
+			return nil
+		})
+		return err
+	})
+	b.Queue(`SELECT reference, count(*), (array_agg(referrer ORDER BY referrer))[1:$2] FROM refs
+		WHERE reference = ANY($1) AND referrer <> ALL($1) AND referrer <> reference
+		GROUP BY reference`, hashParts, maxNamed+1).Query(func(rows pgx.Rows) error {
+		_, err := pgx.ForEachRow(rows, []any{&ref, &count, &froms}, func() error {
+			if v := found[ref]; v != nil {
+				v.outside, v.named = count, froms
+			}
+			froms = nil
+			return nil
+		})
+		return err
+	})
+	if !cond.IgnorePins {
+		// A pin that expired by cond.CreatedBefore does not pin; without a
+		// time every pin does.
+		now := int64(-1 << 63)
+		if !cond.CreatedBefore.IsZero() {
+			now = cond.CreatedBefore.UnixMilli()
+		}
+		b.Queue(`SELECT hash_part, array_agg(DISTINCT name ORDER BY name) FROM pins
+			WHERE hash_part = ANY($1) AND (expires_at IS NULL OR expires_at > $2)
+			GROUP BY hash_part`, hashParts, now).Query(func(rows pgx.Rows) error {
+			_, err := pgx.ForEachRow(rows, []any{&ref, &froms}, func() error {
+				if v := found[ref]; v != nil {
+					v.pins = froms
+				}
+				froms = nil
+				return nil
+			})
+			return err
+		})
+	}
+	if err := t.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// removeVictims deletes the paths gone, with their references,
+// realisations and pins, in one round trip. It marks deleting the NARs
+// (of keys) they leave with no path that are ready, with no upload under
+// way and created before a non-zero cond.CreatedBefore, and returns them
+// by key, with the derivers no path has any more. The locks of the NARs'
+// blobs (keys and listings) wait for every Publish naming them to commit,
+// and keep uploads of them from beginning until t ends.
+func removeVictims(ctx context.Context, t *txn, gone, keys, listings, derivers []string,
+	cond catalog.DeleteCondition) (map[string]catalog.NAR, map[string]bool, error) {
+	b := &pgx.Batch{}
+	b.Queue(`WITH r AS (DELETE FROM refs WHERE referrer = ANY($1)),
+			z AS (DELETE FROM realisations WHERE out_hash = ANY($1)),
+			q AS (DELETE FROM pins WHERE hash_part = ANY($1))
+		DELETE FROM paths WHERE hash_part = ANY($1)`, gone)
+	locked := t.queueLock(b, blobLocks, false, append(slices.Clone(keys), listings...)...)
+	createdBefore := int64(1<<63 - 1)
+	if !cond.CreatedBefore.IsZero() {
+		createdBefore = cond.CreatedBefore.UnixMilli()
+	}
+	marked := map[string]catalog.NAR{}
+	b.Queue(`UPDATE nars AS n SET state = 'deleting'
+		WHERE n.key = ANY($1) AND n.state = 'ready' AND n.uploads = 0 AND n.created_at < $2
+		AND NOT EXISTS (SELECT 1 FROM paths p WHERE p.nar_id = n.id)
+		RETURNING `+narColumns, keys, createdBefore).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			n, err := scanNAR(rows)
+			if err != nil {
+				return err
+			}
+			marked[n.Key] = n
+		}
+		return rows.Err()
+	})
+	orphans := map[string]bool{}
+	if len(derivers) > 0 {
+		b.Queue(`SELECT d FROM unnest($1::text[]) AS d
+			WHERE NOT EXISTS (SELECT 1 FROM paths WHERE deriver = d)`, derivers).Query(func(rows pgx.Rows) error {
+			var d string
+			_, err := pgx.ForEachRow(rows, []any{&d}, func() error {
+				orphans[d] = true
+				return nil
+			})
+			return err
+		})
+	}
+	if err := t.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, err
+	}
+	locked()
+	// A listing that changed since it was read is locked now too, so that
+	// no upload of it begins until the marks are committed.
+	var changed []string
+	for _, n := range marked {
+		changed = append(changed, n.ListingKey)
+	}
+	if err := t.lockBlobs(ctx, changed...); err != nil {
+		return nil, nil, err
+	}
+	return marked, orphans, nil
+}
+
+// timeFormat is how refusals print times.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
