@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nix-cached/cached/internal/syncbuf"
 )
 
 // binary is the cached executable built once for the package's tests.
@@ -39,31 +40,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a running `cached serve`.
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	URL    string
-	Stdout *syncBuffer
-	Stderr *syncBuffer
+	Stdout *syncbuf.Buffer
+	Stderr *syncbuf.Buffer
 	done   chan error
 }
 
@@ -74,7 +57,7 @@ var servingLine = regexp.MustCompile(`cached: serving (http://\S+)`)
 // free port.
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{t: t, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
@@ -175,6 +158,16 @@ func netrc(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// cachedTry runs a cached subcommand and returns its stdout and stderr
+// together, and its error, without failing the test.
+func cachedTry(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // cachedCmd runs a cached subcommand and returns its stdout.
