@@ -1,11 +1,15 @@
 # cached: a Nix binary cache server.
 GO ?= go
 FUZZTIME ?= 10s
-# Tests that need the Nix client or MinIO fail instead of skipping.
+# Tests that need the Nix client, MinIO, PostgreSQL or kustomize fail
+# instead of skipping.
 export CACHED_REQUIRE_NIX ?= 1
 export CACHED_REQUIRE_MINIO ?= 1
-# Where scripts/test-deps puts MinIO; internal/s3test looks there too.
+export CACHED_REQUIRE_POSTGRES ?= 1
+export CACHED_REQUIRE_KUSTOMIZE ?= 1
+# Where scripts/test-deps puts MinIO and kustomize; the tests look there too.
 export CACHED_MINIO ?= $(HOME)/.cache/cached-ci/bin/minio
+export CACHED_KUSTOMIZE ?= $(HOME)/.cache/cached-ci/bin/kustomize
 
 .PHONY: all build run test test-deps check unit fuzz bench clean
 
