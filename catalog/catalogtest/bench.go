@@ -2,39 +2,17 @@ package catalogtest
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/synth"
 )
 
 // BenchPaths is the size of the catalogs the benchmarks run on.
 const BenchPaths = 100_000
-
-const benchAlphabet = "0123456789abcdfghijklmnpqrsvwxyz"
-
-// BenchHash returns a random nix32-alphabet string of n characters.
-func BenchHash(r *rand.Rand, n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = benchAlphabet[r.IntN(len(benchAlphabet))]
-	}
-	return string(b)
-}
-
-// BenchNarInfo renders a narinfo of typical size for path h.
-func BenchNarInfo(h, narKey string, refs []string) string {
-	return fmt.Sprintf("StorePath: /nix/store/%s-bench\nURL: %s\nCompression: zstd\n"+
-		"FileHash: sha256:%s\nFileSize: 12345\nNarHash: sha256:%s\nNarSize: 45678\n"+
-		"References: %s\nDeriver: %s-bench.drv\n"+
-		"Sig: cache.example.org-1:%s==\n",
-		h, narKey, strings.Repeat("1", 52), strings.Repeat("0", 52),
-		strings.Join(refs, " "), h, strings.Repeat("A", 86))
-}
 
 // BenchNarInfoLookups looks up the narinfos of hits, a catalog's published
 // paths, and of random misses, serially and in parallel. Every hit is read
@@ -42,7 +20,7 @@ func BenchNarInfo(h, narKey string, refs []string) string {
 func BenchNarInfoLookups(b *testing.B, c catalog.Catalog, r *rand.Rand, hits []string) {
 	misses := make([]string, 4096)
 	for i := range misses {
-		misses[i] = BenchHash(r, 32)
+		misses[i] = synth.Hash(r, 32)
 	}
 	hits = append([]string(nil), hits...)
 	r.Shuffle(len(hits), func(i, j int) { hits[i], hits[j] = hits[j], hits[i] })
@@ -95,9 +73,9 @@ func BenchPublish(b *testing.B, c catalog.Catalog, r *rand.Rand, base []string) 
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
-		h := BenchHash(r, 32)
+		h := synth.Hash(r, 32)
 		n := catalog.NAR{
-			Key: "nar/" + BenchHash(r, 52) + ".nar.zst", Compression: "zstd",
+			Key: "nar/" + synth.Hash(r, 52) + ".nar.zst", Compression: "zstd",
 			FileHash: "sha256:x", FileSize: 1, NarHash: "sha256:" + h, NarSize: 2,
 			CreatedAt: time.UnixMilli(int64(i)),
 		}
@@ -108,7 +86,7 @@ func BenchPublish(b *testing.B, c catalog.Catalog, r *rand.Rand, base []string) 
 		p := catalog.Path{
 			HashPart: h, StorePath: "/nix/store/" + h + "-bench", NARKey: n.Key,
 			NarHash: n.NarHash, NarSize: n.NarSize, References: refs,
-			NarInfo: BenchNarInfo(h, n.Key, refs),
+			NarInfo: synth.NarInfo(h, n.Key, refs),
 		}
 		b.StartTimer()
 		if err := c.Publish(ctx, p, catalog.PublishOptions{}); err != nil {

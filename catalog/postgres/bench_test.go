@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nix-cached/cached/catalog/catalogtest"
+	"github.com/nix-cached/cached/catalog/synth"
 	"github.com/nix-cached/cached/internal/pgtest"
 )
 
@@ -32,26 +33,20 @@ func openBench(b *testing.B) *Catalog {
 func fillPaths(b *testing.B, c *Catalog, r *rand.Rand, n int) (hashes, keys []string) {
 	b.Helper()
 	ctx := context.Background()
-	hashes, keys = make([]string, n), make([]string, n)
-	nars := make([][]any, n)
-	paths := make([][]any, n)
-	var refs [][]any
-	for i := range n {
-		h, fh := catalogtest.BenchHash(r, 32), catalogtest.BenchHash(r, 52)
-		hashes[i], keys[i] = h, "nar/"+fh+".nar.zst"
-		nars[i] = []any{int64(i + 1), keys[i], "zstd", "sha256:" + fh, int64(1), "sha256:" + fh, int64(2), int64(0)}
-		seen := map[string]bool{}
-		var names []string
-		for j := 0; j < 3 && i > 0; j++ {
-			ref := hashes[r.IntN(i)]
-			if !seen[ref] {
-				seen[ref] = true
-				names = append(names, ref)
-				refs = append(refs, []any{h, ref})
-			}
+	var nars, paths, refs [][]any
+	err := synth.Generate(synth.Options{Paths: n, Rand: r}, func(row synth.Row) error {
+		id, ms := int64(len(nars)+1), row.At.UnixMilli()
+		hashes, keys = append(hashes, row.Hash), append(keys, row.Key)
+		nars = append(nars, []any{id, row.Key, "zstd", row.FileHash, int64(12345), row.FileHash, int64(45678), ms})
+		paths = append(paths, []any{row.Hash, "/nix/store/" + row.Hash + "-synthetic", id, row.FileHash,
+			int64(45678), row.NarInfo, ms, ms})
+		for _, ref := range row.Refs {
+			refs = append(refs, []any{row.Hash, ref})
 		}
-		paths[i] = []any{h, "/nix/store/" + h + "-bench", int64(i + 1), "sha256:" + fh, int64(2),
-			catalogtest.BenchNarInfo(h, keys[i], names), int64(0), int64(0)}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	for _, cp := range []struct {
 		table string
