@@ -11,7 +11,7 @@ export CACHED_REQUIRE_KUSTOMIZE ?= 1
 export CACHED_MINIO ?= $(HOME)/.cache/cached-ci/bin/minio
 export CACHED_KUSTOMIZE ?= $(HOME)/.cache/cached-ci/bin/kustomize
 
-.PHONY: all build run test test-deps check unit fuzz bench clean
+.PHONY: all build run test test-deps check unit fuzz bench bench-go clean
 
 all: build
 
@@ -39,7 +39,14 @@ unit:
 fuzz:
 	scripts/fuzz $(FUZZTIME)
 
+# cached side by side with nginx serving a static cache (needs root for
+# nix-bin, nginx and wrk; about 10 minutes); writes bench/COMPARE.md.
 bench:
+	scripts/bench-deps
+	$(GO) run ./bench/compare -out bench/COMPARE.md
+
+# The Go benchmarks (codecs, handlers, catalogs, ingest).
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchtime=1s ./...
 
 clean:

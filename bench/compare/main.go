@@ -1,0 +1,237 @@
+// Command compare measures cached side by side with the speed ceiling of a
+// Nix binary cache: nginx serving a static cache that `nix copy --to
+// file://` wrote. It builds a closure with the real Nix client, pushes it
+// into both, loads both with wrk, substitutes from both, and writes a
+// table with cached/nginx ratios, plus cached's memory with a 1 GiB NAR
+// and its narinfo latency and GC time with a million paths.
+//
+//	go run ./bench/compare [-out bench/COMPARE.md] [-duration 5s] ...
+//
+// It needs, as root on Debian: nix-bin, nginx, wrk (apt-get install -y
+// nix-bin nginx-light wrk) and Go. `make bench` runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// bench holds what every measurement shares.
+type bench struct {
+	work      string // scratch directory, removed at the end
+	cached    string // the built binary
+	token     string // push token of every cached started
+	tokenFile string
+	netrc     string
+	trusted   []string // public keys Nix trusts
+	missFile  string   // narinfo URL paths no cache has
+	cores     int
+	conns     []int
+	verbose   bool
+}
+
+func (b *bench) logf(format string, args ...any) {
+	if b.verbose {
+		log.Printf(format, args...)
+	}
+}
+
+// clock starts a stopwatch.
+func (b *bench) clock() func() time.Duration {
+	start := time.Now()
+	return func() time.Duration { return time.Since(start) }
+}
+
+// writeList writes lines to a file in the work directory.
+func (b *bench) writeList(name string, lines []string) (string, error) {
+	p := filepath.Join(b.work, name)
+	return p, os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+func main() {
+	out := flag.String("out", "bench/COMPARE.md", "where to write the results (Markdown)")
+	dur := flag.Duration("duration", 5*time.Second, "how long each wrk run lasts")
+	paths := flag.Int("paths", 200, "leaf paths in the closure (plus one top path)")
+	rounds := flag.Int("rounds", 3, "pushes and substitutions timed per cache (the median is reported)")
+	bigMiB := flag.Int64("big-mib", 1024, "size of the NAR for the memory measurement, in MiB (0: skip)")
+	million := flag.Int("large-paths", 1_000_000, "synthetic paths for the large-catalog measurement (0: skip)")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *out, *dur, *paths, *rounds, *bigMiB, *million); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, out string, dur time.Duration, paths, rounds int, bigMiB int64, million int) error {
+	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (apt-get install -y nix-bin nginx-light wrk): %w", tool, err)
+		}
+	}
+	work, err := os.MkdirTemp("", "cached-compare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	b := &bench{work: work, cores: runtime.NumCPU(), conns: []int{1, 16, 64}, verbose: true}
+	b.cached = filepath.Join(work, "cached")
+	b.logf("building cached")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.cached, "./cmd/cached").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	if err := b.setupCredentials(ctx); err != nil {
+		return err
+	}
+	var r results
+	r.Machine = describeMachine(ctx)
+	b.logf("building a closure of %d paths with nix-build", paths+1)
+	top, closure, err := b.buildClosure(ctx, paths, fmt.Sprint(time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
+	r.ClosurePaths = len(closure)
+
+	// Push into both, timing each round into an empty cache; the last
+	// round's caches are the ones served.
+	staticKey := filepath.Join(work, "static.sk")
+	var static string
+	var srv *server
+	for i := range rounds {
+		static = filepath.Join(work, fmt.Sprintf("static-%d", i))
+		b.logf("push %d/%d: nix copy --to file://", i+1, rounds)
+		took, err := b.pushTo(ctx, "file://"+static+"?compression=zstd&secret-key="+staticKey, top)
+		if err != nil {
+			return err
+		}
+		r.PushStatic = append(r.PushStatic, took)
+		srv.stop()
+		if srv, err = b.startCached(ctx, filepath.Join(work, fmt.Sprintf("cached-%d", i))); err != nil {
+			return err
+		}
+		if err := b.trustCached(ctx, srv); err != nil {
+			return err
+		}
+		b.logf("push %d/%d: nix copy --to cached", i+1, rounds)
+		took, err = b.pushTo(ctx, srv.URL+"?compression=zstd", top)
+		if err != nil {
+			srv.stop()
+			return err
+		}
+		r.PushCached = append(r.PushCached, took)
+	}
+	defer func() { srv.stop() }()
+	ngx, err := b.startNginx(ctx, static)
+	if err != nil {
+		return err
+	}
+	defer ngx.stop()
+	r.Closure, err = closureSize(static)
+	if err != nil {
+		return err
+	}
+
+	if err := b.measureServing(ctx, &r, ngx, srv, closure, dur); err != nil {
+		return err
+	}
+	for i := range rounds {
+		for _, s := range []*server{ngx, srv} {
+			b.logf("substitute %d/%d: nix copy --from %s", i+1, rounds, s.name)
+			took, err := b.substituteFrom(ctx, s.URL, top)
+			if err != nil {
+				return err
+			}
+			if s == ngx {
+				r.SubstStatic = append(r.SubstStatic, took)
+			} else {
+				r.SubstCached = append(r.SubstCached, took)
+			}
+		}
+	}
+	ngx.stop()
+
+	if bigMiB > 0 {
+		b.logf("memory: a %d MiB NAR", bigMiB)
+		n, err := makeBigNAR(work, bigMiB<<20)
+		if err != nil {
+			return err
+		}
+		mem, err := b.startCached(ctx, filepath.Join(work, "memory"))
+		if err != nil {
+			return err
+		}
+		r.Memory, err = b.measureMemory(ctx, mem, n)
+		mem.stop()
+		if err != nil {
+			return err
+		}
+		os.Remove(n.path)
+		r.BigMiB = bigMiB
+	}
+	srv.stop()
+	if million > 0 {
+		b.logf("large catalog: %d synthetic paths", million)
+		l, err := b.measureLarge(ctx, million, dur)
+		if err != nil {
+			return err
+		}
+		r.Large = &l
+	}
+	report := r.markdown(dur)
+	fmt.Print(report)
+	return os.WriteFile(out, []byte(report), 0o644)
+}
+
+// setupCredentials makes the push token, the netrc Nix sends it from and
+// the static cache's signing key.
+func (b *bench) setupCredentials(ctx context.Context) error {
+	b.token = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	b.tokenFile = filepath.Join(b.work, "tokens")
+	b.netrc = filepath.Join(b.work, "netrc")
+	if err := os.WriteFile(b.tokenFile, []byte(b.token+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(b.netrc, []byte("machine 127.0.0.1 password "+b.token+"\n"), 0o600); err != nil {
+		return err
+	}
+	sk, pk := filepath.Join(b.work, "static.sk"), filepath.Join(b.work, "static.pk")
+	if _, _, err := b.nix(ctx, "nix-store", "--generate-binary-cache-key", "bench-static-1", sk, pk); err != nil {
+		return err
+	}
+	key, err := os.ReadFile(pk)
+	if err != nil {
+		return err
+	}
+	b.trusted = append(b.trusted, strings.TrimSpace(string(key)))
+	missing := make([]string, 4096)
+	for i := range missing {
+		missing[i] = fmt.Sprintf("/%032d.narinfo", i) // digits are nix32, no path has them
+	}
+	b.missFile, err = b.writeList("misses", missing)
+	return err
+}
+
+// trustCached adds the key of a started cached to the trusted keys.
+func (b *bench) trustCached(ctx context.Context, s *server) error {
+	_, body, err := fetch(ctx, s.URL+"/public-key")
+	if err != nil {
+		return err
+	}
+	for _, k := range strings.Fields(body) {
+		if !slices.Contains(b.trusted, k) {
+			b.trusted = append(b.trusted, k)
+		}
+	}
+	return nil
+}

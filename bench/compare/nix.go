@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// closureExpr is a Nix expression for a closure of paths+1 store paths:
+// paths leaves that each reference up to two earlier ones, every 20th
+// holding 4 MB of random bytes (so about 40 MB in all, as in a small
+// application's runtime closure) and the others a few KiB of text, and a
+// top path referencing them all. seed makes the paths new.
+func closureExpr(paths int, seed string) string {
+	return fmt.Sprintf(`let
+  mk = i: deps: derivation {
+    name = "bench-%[2]s-${toString i}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    inherit deps;
+    args = [ "-c" ''
+      mkdir -p $out/share
+      echo $deps > $out/share/deps
+      if [ $(( ${toString i} %% 20 )) = 0 ]; then head -c 4000000 /dev/urandom > $out/share/blob
+      else seq 1 $(( ${toString i} * 7 + 500 )) > $out/share/data; fi
+    '' ];
+  };
+  leaves = builtins.genList (i: mk i (if i == 0 then [ ] else
+    [ (builtins.elemAt leaves (i - 1)) (builtins.elemAt leaves (i / 2)) ])) %[1]d;
+in mk "top" leaves
+`, paths, seed)
+}
+
+// nixEnv is the environment of every Nix command: root without build
+// users or sandbox, no substituters but those a command names, the given
+// trusted keys and netrc, and a private narinfo cache per call so that no
+// run sees what an earlier one looked up.
+func (b *bench) nixEnv(extraConf string) ([]string, error) {
+	cache, err := os.MkdirTemp(b.work, "xdg-cache-")
+	if err != nil {
+		return nil, err
+	}
+	conf := strings.Join([]string{
+		"experimental-features = nix-command",
+		"build-users-group =",
+		"sandbox = false",
+		"substituters =",
+		"netrc-file = " + b.netrc,
+		"trusted-public-keys = " + strings.Join(b.trusted, " "),
+		extraConf,
+	}, "\n")
+	return append(os.Environ(), "NIX_CONFIG="+conf, "XDG_CACHE_HOME="+cache), nil
+}
+
+// nix runs a Nix command and returns its standard output and how long it
+// took.
+func (b *bench) nix(ctx context.Context, args ...string) (string, time.Duration, error) {
+	env, err := b.nixEnv("")
+	if err != nil {
+		return "", 0, err
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	took := time.Since(start)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), took, nil
+}
+
+// buildClosure builds the closure and returns its top path and every path
+// in it.
+func (b *bench) buildClosure(ctx context.Context, paths int, seed string) (string, []string, error) {
+	out, _, err := b.nix(ctx, "nix-build", "--no-out-link", "-E", closureExpr(paths, seed))
+	if err != nil {
+		return "", nil, err
+	}
+	top := strings.TrimSpace(out)
+	out, _, err = b.nix(ctx, "nix-store", "-qR", top)
+	if err != nil {
+		return "", nil, err
+	}
+	return top, strings.Fields(out), nil
+}
+
+// pushTo times `nix copy --to URL top`.
+func (b *bench) pushTo(ctx context.Context, url, top string) (time.Duration, error) {
+	_, took, err := b.nix(ctx, "nix", "copy", "--to", url, top)
+	return took, err
+}
+
+// substituteFrom times `nix copy --from URL top` into a new, empty local
+// store under the work directory, checking the signatures against the
+// trusted keys, and then checks the copy.
+func (b *bench) substituteFrom(ctx context.Context, url, top string) (time.Duration, error) {
+	root, err := os.MkdirTemp(b.work, "store-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(root)
+	_, took, err := b.nix(ctx, "nix", "copy", "--from", url, "--to", root, top)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(filepath.Join(root, top)); err != nil {
+		return 0, fmt.Errorf("after nix copy --from %s: %w", url, err)
+	}
+	if _, _, err := b.nix(ctx, "nix", "store", "verify", "--store", root, "--no-trust", "-r", top); err != nil {
+		return 0, err
+	}
+	return took, nil
+}
