@@ -39,6 +39,17 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteString lets io.WriteString reach the connection's own
+// WriteString, without copying the string.
+func (r *recorder) WriteString(s string) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := io.WriteString(r.ResponseWriter, s)
+	r.bytes += int64(n)
+	return n, err
+}
+
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
