@@ -124,7 +124,7 @@ func (r *results) markdown(d time.Duration) string {
 	out.WriteString(t.b.String())
 	if l := r.Large; l != nil {
 		fmt.Fprintf(&out, "\nThe %d synthetic paths (each with its own NAR record and up to 3 references to earlier ones, "+
-			"created and last used at random over two years; a %.0f MiB database) took %s to write. The collection said: `%s`\n",
+			"created and last used at random over two years; a %.0f MiB database) took %s s to write. The collection said: `%s`\n",
 			l.Paths, l.DBSizeMiB, secs(l.Fill), l.GCSummary)
 	}
 	return out.String()
