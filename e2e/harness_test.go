@@ -60,7 +60,8 @@ func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	p := &proc{t: t, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), env...)
+	// The tests read the request log as it is written: no batching.
+	p.cmd.Env = append(append(os.Environ(), "CACHED_LOG_FLUSH=0"), env...)
 	outR, outW := io.Pipe()
 	p.cmd.Stdout = io.MultiWriter(p.Stdout, outW)
 	p.cmd.Stderr = p.Stderr

@@ -55,6 +55,7 @@ type serveFlags struct {
 	adminTokenFile  string
 	logLevel        string
 	logFormat       string
+	logFlush        time.Duration
 	s3Redirect      bool
 }
 
@@ -78,6 +79,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.s3Redirect, "s3-redirect", false, "answer NAR downloads with a 307 to a short-lived presigned S3 URL (needs --storage s3://...)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
+	f.logFlush = 100 * time.Millisecond
+	fs.Var(durationFlag{&f.logFlush}, "log-flush", "write log lines out in batches this often (0: each line at once)")
 	return fs, f
 }
 
@@ -114,9 +117,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Log lines go out in batches every 100 ms rather than a write each:
 	// at thousands of requests a second the writes cost more than the
-	// lookups. Close (on any return) writes out the rest.
-	logOut := logbuf.New(os.Stderr, 100*time.Millisecond)
-	defer logOut.Close()
+	// lookups. Close (on any return) writes out the rest. Tests that
+	// read the log as it is written turn batching off (--log-flush 0).
+	var logOut io.Writer = os.Stderr
+	if f.logFlush > 0 {
+		batched := logbuf.New(os.Stderr, f.logFlush)
+		defer batched.Close()
+		logOut = batched
+	}
 	log, err := newLogger(logOut, f.logLevel, f.logFormat)
 	if err != nil {
 		return err
