@@ -130,7 +130,10 @@ func checkReferences(ctx context.Context, tx *sql.Tx, refs string) error {
 // NarInfo returns the rendered narinfo of a published path.
 func (c *Catalog) NarInfo(ctx context.Context, hashPart string) (string, error) {
 	var s string
-	if err := c.narInfo.QueryRowContext(ctx, hashPart).Scan(&s); err != nil {
+	// One indexed read of a few microseconds, never worth interrupting: a
+	// context that cannot be cancelled spares database/sql and the driver
+	// from watching it (an AfterFunc registration per query).
+	if err := c.narInfo.QueryRowContext(context.WithoutCancel(ctx), hashPart).Scan(&s); err != nil {
 		return "", fmt.Errorf("sqlite catalog: narinfo %s: %w", hashPart, notFound(err))
 	}
 	return s, nil

@@ -41,6 +41,12 @@ const busyTimeout = 10 * time.Second
 // stmtCacheSize is the number of prepared statements each connection keeps.
 const stmtCacheSize = 32
 
+// writerCacheKiB is the page cache of the one writing connection. A
+// collection deletes paths scattered over the whole database, and with
+// SQLite's default 2 MiB every deletion reads its pages back from the
+// file. Memory is taken only as pages are touched.
+const writerCacheKiB = 64 << 10
+
 // Catalog is a catalog.Catalog stored in one SQLite database file.
 type Catalog struct {
 	path    string
@@ -77,6 +83,7 @@ func (c *Catalog) open(ctx context.Context) error {
 		"_foreign_keys":    {"1"},
 		"_busy_timeout":    {fmt.Sprint(busyTimeout.Milliseconds())},
 		"_stmt_cache_size": {fmt.Sprint(stmtCacheSize)},
+		"_cache_size":      {fmt.Sprint(-writerCacheKiB)},
 	}))
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: open %s: %w", c.path, err)
