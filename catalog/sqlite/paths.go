@@ -129,10 +129,14 @@ func checkReferences(ctx context.Context, tx *sql.Tx, refs string) error {
 
 // NarInfo returns the rendered narinfo of a published path.
 func (c *Catalog) NarInfo(ctx context.Context, hashPart string) (string, error) {
-	var s string
 	// One indexed read of a few microseconds, never worth interrupting: a
 	// context that cannot be cancelled spares database/sql and the driver
-	// from watching it (an AfterFunc registration per query).
+	// from watching it (an AfterFunc registration per query). A context
+	// already cancelled still fails the call.
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("sqlite catalog: narinfo %s: %w", hashPart, err)
+	}
+	var s string
 	if err := c.narInfo.QueryRowContext(context.WithoutCancel(ctx), hashPart).Scan(&s); err != nil {
 		return "", fmt.Errorf("sqlite catalog: narinfo %s: %w", hashPart, notFound(err))
 	}
