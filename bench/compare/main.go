@@ -36,6 +36,7 @@ type bench struct {
 	missFile  string   // narinfo URL paths no cache has
 	cores     int
 	conns     []int
+	repeat    int // wrk runs per server and load, alternating; the median is kept
 	verbose   bool
 }
 
@@ -62,18 +63,19 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Second, "how long each wrk run lasts")
 	paths := flag.Int("paths", 200, "leaf paths in the closure (plus one top path)")
 	rounds := flag.Int("rounds", 3, "pushes and substitutions timed per cache (the median is reported)")
+	repeat := flag.Int("repeat", 3, "wrk runs per server and load, alternating between them (the median is reported)")
 	bigMiB := flag.Int64("big-mib", 1024, "size of the NAR for the memory measurement, in MiB (0: skip)")
 	million := flag.Int("large-paths", 1_000_000, "synthetic paths for the large-catalog measurement (0: skip)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *dur, *paths, *rounds, *bigMiB, *million); err != nil {
+	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, out string, dur time.Duration, paths, rounds int, bigMiB int64, million int) error {
+func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int) error {
 	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (apt-get install -y nix-bin nginx-light wrk): %w", tool, err)
@@ -84,7 +86,7 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds int, 
 		return err
 	}
 	defer os.RemoveAll(work)
-	b := &bench{work: work, cores: runtime.NumCPU(), conns: []int{1, 16, 64}, verbose: true}
+	b := &bench{work: work, cores: runtime.NumCPU(), conns: []int{1, 16, 64}, repeat: max(1, repeat), verbose: true}
 	b.cached = filepath.Join(work, "cached")
 	b.logf("building cached")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.cached, "./cmd/cached").CombinedOutput(); err != nil {
@@ -187,7 +189,7 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds int, 
 		}
 		r.Large = &l
 	}
-	report := r.markdown(dur)
+	report := r.markdown(dur, b.repeat)
 	fmt.Print(report)
 	return os.WriteFile(out, []byte(report), 0o644)
 }

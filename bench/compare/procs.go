@@ -18,10 +18,21 @@ import (
 
 // server is a running cached or nginx.
 type server struct {
-	name string
-	URL  string
-	cmd  *exec.Cmd
-	done chan error
+	name   string
+	URL    string
+	cmd    *exec.Cmd
+	done   chan error    // the exit, received once by whoever waits first
+	exited chan struct{} // closed when the process has exited
+}
+
+// watch waits for the process in the background.
+func (s *server) watch() {
+	s.done = make(chan error, 1)
+	s.exited = make(chan struct{})
+	go func() {
+		s.done <- s.cmd.Wait()
+		close(s.exited)
+	}()
 }
 
 var servingLine = regexp.MustCompile(`cached: serving (http://\S+)`)
@@ -46,16 +57,25 @@ func (b *bench) startCached(ctx context.Context, dataDir string, extra ...string
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "cached", cmd: cmd, done: make(chan error, 1)}
+	s := &server{name: "cached", cmd: cmd}
 	urls := make(chan string, 1)
+	// Read stdout to its end before Wait, which closes the pipe.
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
 				urls <- m[1]
 			}
 		}
+	}()
+	s.done = make(chan error, 1)
+	s.exited = make(chan struct{})
+	go func() {
+		<-scanned
 		s.done <- cmd.Wait()
+		close(s.exited)
 	}()
 	select {
 	case s.URL = <-urls:
@@ -111,8 +131,8 @@ http {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
-	s := &server{name: "nginx", URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
+	s := &server{name: "nginx", URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+	s.watch()
 	for range 200 {
 		if resp, err := http.Get(s.URL + "/nix-cache-info"); err == nil {
 			resp.Body.Close()
@@ -127,17 +147,22 @@ http {
 }
 
 // stop ends the server with SIGTERM (nginx's master then stops its
-// workers) and waits for it.
+// workers) and waits for it. Stopping a stopped server does nothing.
 func (s *server) stop() {
 	if s == nil {
 		return
 	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case <-s.exited:
 	case <-time.After(30 * time.Second):
 		s.cmd.Process.Kill()
-		<-s.done
+		<-s.exited
 	}
 }
 

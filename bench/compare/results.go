@@ -45,7 +45,7 @@ func check(ok bool, target string) string {
 	return "❌ " + target
 }
 
-func (r *results) markdown(d time.Duration) string {
+func (r *results) markdown(d time.Duration, repeat int) string {
 	var out strings.Builder
 	fmt.Fprintf(&out, "# cached vs nginx serving a static cache\n\n")
 	fmt.Fprintf(&out, "Written by `make bench` (`go run ./bench/compare`); do not edit by hand.\n\n")
@@ -55,7 +55,8 @@ func (r *results) markdown(d time.Duration) string {
 		"and is served by nginx (sendfile, keep-alive, access log, a worker per core); cached got the same closure "+
 		"through `nix copy --to http://…?compression=zstd`, and runs with its defaults (SQLite, disk, a log line per request).\n", r.ClosurePaths, float64(r.Closure)/1e6)
 	fmt.Fprintf(&out, "- **Load:** wrk on the same machine, %v per run, one thread per core (at most one per connection); "+
-		"each server measured right after the other.\n\n", d)
+		"%d runs per server and load, alternating between the servers, the median kept; "+
+		"pushes and substitutions are the median of %d. On a shared VM single runs vary by 10–20%%.\n\n", d, repeat, len(r.PushStatic))
 
 	var t table
 	t.row("measurement", "nginx", "cached", "cached/nginx", "target")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,18 +35,20 @@ func (b *bench) measureServing(ctx context.Context, r *results, ngx, cch *server
 			file = b.missFile
 		}
 		for _, conns := range b.conns {
-			var pair [2]load
-			for i, s := range []*server{ngx, cch} {
+			pair, err := b.alternate(ctx, ngx, cch, func(s *server) (load, error) {
 				b.logf("narinfo %ss over %d connections: %s", kind, conns, s.name)
 				l, err := b.wrk(ctx, s.URL, conns, d, file)
 				if err != nil {
-					return err
+					return l, err
 				}
 				if want := map[string]int64{"hit": 0, "miss": l.Requests}[kind]; l.NotOK != want || l.Errors > 0 {
-					return fmt.Errorf("narinfo %ss from %s: %d of %d answers not OK (want %d), %d errors",
+					return l, fmt.Errorf("narinfo %ss from %s: %d of %d answers not OK (want %d), %d errors",
 						kind, s.name, l.NotOK, l.Requests, want, l.Errors)
 				}
-				pair[i] = l
+				return l, nil
+			})
+			if err != nil {
+				return err
 			}
 			r.NarInfo[kind][conns] = pair
 		}
@@ -71,29 +75,50 @@ func (b *bench) measureServing(ctx context.Context, r *results, ngx, cch *server
 	r.NARBytes = bestSize
 	r.NAR = map[int][2]load{}
 	for _, conns := range []int{1, 16} {
-		var pair [2]load
-		for i, s := range []*server{ngx, cch} {
+		pair, err := b.alternate(ctx, ngx, cch, func(s *server) (load, error) {
 			url, err := narURL(ctx, s.URL, best)
 			if err != nil {
-				return err
+				return load{}, err
 			}
 			file, err := b.writeList("nar-"+s.name, []string{strings.TrimPrefix(url, s.URL)})
 			if err != nil {
-				return err
+				return load{}, err
 			}
 			b.logf("NAR downloads over %d connections: %s", conns, s.name)
 			l, err := b.wrk(ctx, s.URL, conns, d, file)
-			if err != nil {
-				return err
+			if err == nil && (l.NotOK > 0 || l.Errors > 0) {
+				err = fmt.Errorf("NAR downloads from %s: %+v", s.name, l)
 			}
-			if l.NotOK > 0 || l.Errors > 0 {
-				return fmt.Errorf("NAR downloads from %s: %+v", s.name, l)
-			}
-			pair[i] = l
+			return l, err
+		})
+		if err != nil {
+			return err
 		}
 		r.NAR[conns] = pair
 	}
 	return nil
+}
+
+// alternate runs measure b.repeat times on each server, nginx then cached
+// then nginx again…, so that drift in a shared machine's speed touches
+// both alike, and keeps each server's run with the median throughput.
+func (b *bench) alternate(ctx context.Context, ngx, cch *server, measure func(*server) (load, error)) ([2]load, error) {
+	var runs [2][]load
+	for range b.repeat {
+		for i, s := range []*server{ngx, cch} {
+			l, err := measure(s)
+			if err != nil {
+				return [2]load{}, err
+			}
+			runs[i] = append(runs[i], l)
+		}
+	}
+	var pair [2]load
+	for i, rs := range runs {
+		slices.SortFunc(rs, func(a, b load) int { return cmp.Compare(a.RPS(), b.RPS()) })
+		pair[i] = rs[len(rs)/2]
+	}
+	return pair, nil
 }
 
 // fetch GETs url and returns the status and body.
