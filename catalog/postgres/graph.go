@@ -20,22 +20,9 @@ const graphBatch = 4096
 // visited; none is visited twice. An error from fn stops the walk and is
 // returned as is.
 func (c *Catalog) WalkGraph(ctx context.Context, fn func(catalog.GraphNode) error) error {
-	after := ""
-	for {
-		batch, err := c.graphBatch(ctx, after)
-		if err != nil {
-			return fmt.Errorf("postgres catalog: walk graph after %q: %w", after, err)
-		}
-		for _, n := range batch {
-			if err := fn(n); err != nil {
-				return err
-			}
-		}
-		if len(batch) < graphBatch {
-			return nil
-		}
-		after = batch[len(batch)-1].HashPart
-	}
+	return catalog.WalkBatches("postgres catalog", graphBatch, func(after string) ([]catalog.GraphNode, error) {
+		return c.graphBatch(ctx, after)
+	}, fn)
 }
 
 // graphBatch reads up to graphBatch nodes whose hash part sorts after
@@ -56,7 +43,7 @@ func (c *Catalog) graphBatch(ctx context.Context, after string) ([]catalog.Graph
 		var created, used int64
 		_, err = pgx.ForEachRow(rows, []any{&g.HashPart, &g.StorePath, &g.NARKey, &g.FileSize,
 			&created, &used, &g.References}, func() error {
-			g.CreatedAt, g.LastUsed = fromMillis(created), fromMillis(used)
+			g.CreatedAt, g.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 			if len(g.References) == 0 {
 				g.References = nil
 			}
@@ -127,7 +114,7 @@ func timeArrays(m map[string]time.Time) ([]string, []int64) {
 	ms := make([]int64, 0, len(m))
 	for k, t := range m {
 		names = append(names, k)
-		ms = append(ms, millis(t))
+		ms = append(ms, catalog.Millis(t))
 	}
 	return names, ms
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	mig "github.com/nix-cached/cached/catalog/internal/migration"
 	"slices"
 	"time"
+
+	mig "github.com/nix-cached/cached/catalog/internal/migration"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"

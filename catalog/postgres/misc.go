@@ -53,7 +53,7 @@ func (c *Catalog) CreateToken(ctx context.Context, t catalog.Token) error {
 	err := c.write(ctx, func(tx *txn) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO tokens (name, hash, scope, created_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			t.Name, t.Hash, string(t.Scope), millis(t.CreatedAt))
+			t.Name, t.Hash, string(t.Scope), catalog.Millis(t.CreatedAt))
 		inserted = tag.RowsAffected()
 		return err
 	})
@@ -74,7 +74,7 @@ func scanToken(row pgx.Row) (catalog.Token, error) {
 	var created int64
 	err := row.Scan(&t.Name, &t.Hash, &scope, &created)
 	t.Scope = catalog.Scope(scope)
-	t.CreatedAt = fromMillis(created)
+	t.CreatedAt = catalog.FromMillis(created)
 	return t, err
 }
 

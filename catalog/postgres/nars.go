@@ -23,7 +23,7 @@ func scanNAR(row pgx.Row) (catalog.NAR, error) {
 	var created int64
 	err := row.Scan(&n.Key, &n.Compression, &n.FileHash, &n.FileSize, &n.NarHash, &n.NarSize,
 		&n.ListingKey, &created)
-	n.CreatedAt = fromMillis(created)
+	n.CreatedAt = catalog.FromMillis(created)
 	return n, err
 }
 
@@ -72,7 +72,7 @@ func (c *Catalog) BeginNAR(ctx context.Context, key, listingKey string, at time.
 			ON CONFLICT (key) DO UPDATE SET
 				created_at = GREATEST(nars.created_at, excluded.created_at),
 				uploads = nars.uploads + 1`,
-			key, listingKey, millis(at))
+			key, listingKey, catalog.Millis(at))
 		return err
 	})
 	if err != nil {
@@ -112,7 +112,7 @@ func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) 
 				uploads = GREATEST(nars.uploads - 1, 0)
 			RETURNING id`,
 			n.Key, n.Compression, n.FileHash, n.FileSize, n.NarHash, n.NarSize, n.ListingKey,
-			millis(n.CreatedAt)).Scan(&id)
+			catalog.Millis(n.CreatedAt)).Scan(&id)
 		if err != nil || len(names) == 0 {
 			return err
 		}
@@ -219,7 +219,7 @@ func markNARDeleting(ctx context.Context, t *txn, key string, before time.Time) 
 		(key, compression, file_hash, file_size, nar_hash, nar_size, listing_key, created_at, state)
 		VALUES ($1, '', '', 0, '', 0, NULL, $2, 'deleting')
 		ON CONFLICT (key) DO NOTHING
-		RETURNING `+narColumns, key, millis(time.Time{})))
+		RETURNING `+narColumns, key, catalog.Millis(time.Time{})))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return catalog.NAR{}, false, nil
 	}

@@ -28,7 +28,7 @@ func scanPath(row pgx.Row, extra ...any) (catalog.Path, error) {
 	var created, used int64
 	err := row.Scan(append([]any{&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
 		&p.NarInfo, &created, &used, &p.References}, extra...)...)
-	p.CreatedAt, p.LastUsed = fromMillis(created), fromMillis(used)
+	p.CreatedAt, p.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 	if len(p.References) == 0 {
 		p.References = nil
 	}
@@ -46,7 +46,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	slices.Sort(refs)
 	refs = slices.Compact(refs)
 	others := slices.DeleteFunc(slices.Clone(refs), func(r string) bool { return r == p.HashPart })
-	created := millis(p.CreatedAt)
+	created := catalog.Millis(p.CreatedAt)
 	err := c.write(ctx, func(t *txn) error {
 		// One round trip for the locks and reads: path rows first, then
 		// the NAR's lock (DeletePath's order), then the NAR's state.

@@ -36,7 +36,7 @@ func (c *Catalog) AddPin(ctx context.Context, p catalog.Pin, keep int) error {
 		_, err = t.Exec(ctx, `WITH gone AS (DELETE FROM pins WHERE name = $1 AND hash_part = $2)
 			INSERT INTO pins (name, hash_part, store_path, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5)`,
-			p.Name, p.HashPart, storePath, millis(p.CreatedAt), expires)
+			p.Name, p.HashPart, storePath, catalog.Millis(p.CreatedAt), expires)
 		if err != nil {
 			return err
 		}
@@ -66,9 +66,9 @@ func (c *Catalog) Pins(ctx context.Context) ([]catalog.Pin, error) {
 			var created int64
 			var expires *int64
 			err := r.Scan(&p.Name, &p.HashPart, &p.StorePath, &created, &expires, &p.Current)
-			p.CreatedAt = fromMillis(created)
+			p.CreatedAt = catalog.FromMillis(created)
 			if expires != nil {
-				p.ExpiresAt = fromMillis(*expires)
+				p.ExpiresAt = catalog.FromMillis(*expires)
 			}
 			return p, err
 		})

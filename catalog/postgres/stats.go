@@ -42,7 +42,7 @@ func (c *Catalog) LastGCRun(ctx context.Context) (catalog.GCRun, error) {
 	if err != nil {
 		return catalog.GCRun{}, fmt.Errorf("postgres catalog: last GC run: %w", notFound(err))
 	}
-	r.Started, r.Finished = fromMillis(started), fromMillis(finished)
+	r.Started, r.Finished = catalog.FromMillis(started), catalog.FromMillis(finished)
 	return r, nil
 }
 

@@ -20,22 +20,9 @@ const graphBatch = 4096
 // during the walk may or may not be visited; none is visited twice. An
 // error from fn stops the walk and is returned as is.
 func (c *Catalog) WalkGraph(ctx context.Context, fn func(catalog.GraphNode) error) error {
-	after := ""
-	for {
-		batch, err := c.graphBatch(ctx, after)
-		if err != nil {
-			return fmt.Errorf("sqlite catalog: walk graph after %q: %w", after, err)
-		}
-		for _, n := range batch {
-			if err := fn(n); err != nil {
-				return err
-			}
-		}
-		if len(batch) < graphBatch {
-			return nil
-		}
-		after = batch[len(batch)-1].HashPart
-	}
+	return catalog.WalkBatches("sqlite catalog", graphBatch, func(after string) ([]catalog.GraphNode, error) {
+		return c.graphBatch(ctx, after)
+	}, fn)
 }
 
 // graphBatch reads up to graphBatch nodes whose hash part sorts after
@@ -59,7 +46,7 @@ func (c *Catalog) graphBatch(ctx context.Context, after string) ([]catalog.Graph
 				&created, &used); err != nil {
 				return err
 			}
-			g.CreatedAt, g.LastUsed = fromMillis(created), fromMillis(used)
+			g.CreatedAt, g.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 			batch = append(batch, g)
 		}
 		if err := rows.Err(); err != nil || len(batch) == 0 {
@@ -159,7 +146,7 @@ func timesJSON(m map[string]time.Time) (string, error) {
 	}
 	ms := make(map[string]int64, len(m))
 	for k, t := range m {
-		ms[k] = millis(t)
+		ms[k] = catalog.Millis(t)
 	}
 	b, err := json.Marshal(ms)
 	return string(b), err

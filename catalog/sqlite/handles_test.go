@@ -24,7 +24,7 @@ func TestTwoHandlesGC(t *testing.T) {
 	server, cli := openT(t, path), openT(t, path)
 
 	const count = 120
-	created := fromMillis(1000)
+	created := catalog.FromMillis(1000)
 	var doomed, live []catalog.Path
 	for i := range 2 * count {
 		n := testNAR(i, created)
@@ -46,8 +46,8 @@ func TestTwoHandlesGC(t *testing.T) {
 		t.Fatalf("TryLock(gc) by the collector = %v, %v", ok, err)
 	}
 
-	judged := fromMillis(2000) // the collector judged every doomed path unused before this
-	used := fromMillis(5000)   // when the server sees some of them used
+	judged := catalog.FromMillis(2000) // the collector judged every doomed path unused before this
+	used := catalog.FromMillis(5000)   // when the server sees some of them used
 	var wg sync.WaitGroup
 	var serverErr, cliErr error
 	kept := map[string]bool{}

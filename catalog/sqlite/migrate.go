@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	mig "github.com/nix-cached/cached/catalog/internal/migration"
 	"slices"
 	"time"
+
+	mig "github.com/nix-cached/cached/catalog/internal/migration"
 )
 
 //go:embed migrations/*.sql

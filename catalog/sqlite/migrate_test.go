@@ -62,9 +62,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Path(%s) after the upgrade: %v", h, err)
 		}
-		if !p.LastUsed.Equal(fromMillis(want)) || !p.CreatedAt.Equal(fromMillis(want)) {
+		if !p.LastUsed.Equal(catalog.FromMillis(want)) || !p.CreatedAt.Equal(catalog.FromMillis(want)) {
 			t.Errorf("Path(%s) after the upgrade: CreatedAt %v, LastUsed %v; want both %v",
-				h, p.CreatedAt, p.LastUsed, fromMillis(want))
+				h, p.CreatedAt, p.LastUsed, catalog.FromMillis(want))
 		}
 	}
 	// Every NAR is ready: found, aliases too, and claimable.
@@ -73,7 +73,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 			t.Errorf("LookupNAR(%s) after the upgrade: %v", name, err)
 		}
 	}
-	free, ok, err := c.MarkNARDeleting(ctx, "nar/free.nar.zst", fromMillis(3001))
+	free, ok, err := c.MarkNARDeleting(ctx, "nar/free.nar.zst", catalog.FromMillis(3001))
 	if err != nil || !ok || free.FileSize != 50 {
 		t.Errorf("MarkNARDeleting(unclaimed NAR of version 1) = %+v, %v, %v", free, ok, err)
 	}
@@ -193,17 +193,17 @@ func TestOutHash(t *testing.T) {
 func TestStatsBucketRounding(t *testing.T) {
 	ctx := context.Background()
 	c := openT(t, filepath.Join(t.TempDir(), "stats.db"))
-	n := testNAR(1, fromMillis(1000))
+	n := testNAR(1, catalog.FromMillis(1000))
 	if err := c.PutNAR(ctx, n); err != nil {
 		t.Fatal(err)
 	}
 	p := testPath(1, n)
-	p.CreatedAt = fromMillis(1000)
+	p.CreatedAt = catalog.FromMillis(1000)
 	if err := c.Publish(ctx, p, catalog.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The path is 1.0005 s old: older than 1.0004 s, within 1.0006 s.
-	now := fromMillis(2000).Add(500 * time.Microsecond)
+	now := catalog.FromMillis(2000).Add(500 * time.Microsecond)
 	for _, tc := range []struct {
 		age  time.Duration
 		want int

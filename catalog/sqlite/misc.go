@@ -48,7 +48,7 @@ func (c *Catalog) CreateToken(ctx context.Context, t catalog.Token) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (name, hash, scope, created_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			t.Name, t.Hash, string(t.Scope), millis(t.CreatedAt))
+			t.Name, t.Hash, string(t.Scope), catalog.Millis(t.CreatedAt))
 		if err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func scanToken(row interface{ Scan(...any) error }) (catalog.Token, error) {
 	var created int64
 	err := row.Scan(&t.Name, &t.Hash, &scope, &created)
 	t.Scope = catalog.Scope(scope)
-	t.CreatedAt = fromMillis(created)
+	t.CreatedAt = catalog.FromMillis(created)
 	return t, err
 }
 

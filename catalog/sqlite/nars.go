@@ -25,7 +25,7 @@ func scanNAR(row interface{ Scan(...any) error }) (catalog.NAR, error) {
 	var created int64
 	err := row.Scan(&n.Key, &n.Compression, &n.FileHash, &n.FileSize, &n.NarHash, &n.NarSize,
 		&n.ListingKey, &created)
-	n.CreatedAt = fromMillis(created)
+	n.CreatedAt = catalog.FromMillis(created)
 	return n, err
 }
 
@@ -77,7 +77,7 @@ func (c *Catalog) BeginNAR(ctx context.Context, key, listingKey string, at time.
 			ON CONFLICT (key) DO UPDATE SET
 				created_at = max(nars.created_at, excluded.created_at),
 				uploads = nars.uploads + 1`,
-			key, listingKey, millis(at))
+			key, listingKey, catalog.Millis(at))
 		return err
 	})
 	if err != nil {
@@ -111,7 +111,7 @@ func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) 
 				uploads = max(nars.uploads - 1, 0)
 			RETURNING id`,
 			n.Key, n.Compression, n.FileHash, n.FileSize, n.NarHash, n.NarSize, n.ListingKey,
-			millis(n.CreatedAt)).Scan(&id)
+			catalog.Millis(n.CreatedAt)).Scan(&id)
 		if err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func markNARDeleting(ctx context.Context, tx *sql.Tx, key string, before time.Ti
 	n, err = scanNAR(tx.QueryRowContext(ctx, `INSERT INTO nars AS n
 		(key, compression, file_hash, file_size, nar_hash, nar_size, listing_key, created_at, state)
 		VALUES (?, '', '', 0, '', 0, NULL, ?, 'deleting')
-		RETURNING `+narReturning, key, millis(time.Time{})))
+		RETURNING `+narReturning, key, catalog.Millis(time.Time{})))
 	return n, err == nil, err
 }
 

@@ -24,7 +24,7 @@ func scanPath(row interface{ Scan(...any) error }) (catalog.Path, error) {
 	var created, used int64
 	err := row.Scan(&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
 		&p.NarInfo, &created, &used)
-	p.CreatedAt, p.LastUsed = fromMillis(created), fromMillis(used)
+	p.CreatedAt, p.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 	return p, err
 }
 
@@ -45,7 +45,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: publish %s: %w", p.HashPart, err)
 	}
-	created := millis(p.CreatedAt)
+	created := catalog.Millis(p.CreatedAt)
 	err = c.write(ctx, func(tx *sql.Tx) error {
 		var narID int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ? AND state = 'ready'`, p.NARKey).Scan(&narID)

@@ -31,7 +31,7 @@ func (c *Catalog) AddPin(ctx context.Context, p catalog.Pin, keep int) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO pins
 			(name, hash_part, store_path, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			p.Name, p.HashPart, storePath, millis(p.CreatedAt), expires); err != nil {
+			p.Name, p.HashPart, storePath, catalog.Millis(p.CreatedAt), expires); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM pins WHERE name = ? AND seq NOT IN
@@ -64,9 +64,9 @@ func (c *Catalog) Pins(ctx context.Context) ([]catalog.Pin, error) {
 			&p.Current); err != nil {
 			return nil, fmt.Errorf("sqlite catalog: pins: %w", err)
 		}
-		p.CreatedAt = fromMillis(created)
+		p.CreatedAt = catalog.FromMillis(created)
 		if expires.Valid {
-			p.ExpiresAt = fromMillis(expires.Int64)
+			p.ExpiresAt = catalog.FromMillis(expires.Int64)
 		}
 		pins = append(pins, p)
 	}

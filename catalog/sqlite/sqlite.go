@@ -208,16 +208,3 @@ func notFound(err error) error {
 	}
 	return err
 }
-
-// millis converts t to Unix milliseconds, using now for the zero time.
-func millis(t time.Time) int64 {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t.UnixMilli()
-}
-
-// fromMillis converts Unix milliseconds to a UTC time.
-func fromMillis(ms int64) time.Time {
-	return time.UnixMilli(ms).UTC()
-}

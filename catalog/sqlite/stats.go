@@ -39,7 +39,7 @@ func (c *Catalog) LastGCRun(ctx context.Context) (catalog.GCRun, error) {
 	if err != nil {
 		return catalog.GCRun{}, fmt.Errorf("sqlite catalog: last GC run: %w", notFound(err))
 	}
-	r.Started, r.Finished = fromMillis(started), fromMillis(finished)
+	r.Started, r.Finished = catalog.FromMillis(started), catalog.FromMillis(finished)
 	return r, nil
 }
 
