@@ -2,10 +2,8 @@ package gc
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 
 	"github.com/nix-cached/cached/catalog"
@@ -28,7 +26,7 @@ func checkContents(ctx context.Context, store storage.Store, n catalog.NAR) ([]s
 	}
 	defer f.Close()
 	src := &ctxReader{ctx: ctx, r: f}
-	file := &hashCounter{h: sha256.New()}
+	file := nixhash.NewSHA256Writer()
 	raw := io.TeeReader(src, file)
 
 	var issues []string
@@ -39,7 +37,7 @@ func checkContents(ctx context.Context, store storage.Store, n catalog.NAR) ([]s
 	plain, closeDec, err := ingest.DecodeContentEncoding(enc, raw)
 	if err == nil {
 		defer closeDec()
-		narSum := &hashCounter{h: sha256.New()}
+		narSum := nixhash.NewSHA256Writer()
 		if what := readNAR(io.TeeReader(plain, narSum)); what != "" {
 			issues = append(issues, fmt.Sprintf("NAR file %s: %s", n.Key, what))
 		} else {
@@ -76,37 +74,19 @@ func readNAR(r io.Reader) string {
 }
 
 // compare checks a hash and length against a record's.
-func compare(key, hashField, sizeField string, got *hashCounter, wantHash string, wantSize int64) []string {
+func compare(key, hashField, sizeField string, got *nixhash.SHA256Writer, wantHash string, wantSize int64) []string {
 	var issues []string
-	if got.n != wantSize {
-		issues = append(issues, fmt.Sprintf("NAR file %s: %s is %d, the record says %d", key, sizeField, got.n, wantSize))
+	if got.Size() != wantSize {
+		issues = append(issues, fmt.Sprintf("NAR file %s: %s is %d, the record says %d", key, sizeField, got.Size(), wantSize))
 	}
 	want, err := nixhash.Parse(wantHash)
 	if err != nil {
 		return append(issues, fmt.Sprintf("NAR record %s: %s: %v", key, hashField, err))
 	}
-	if sum := got.sum(); sum != want {
+	if sum := got.Sum(); sum != want {
 		issues = append(issues, fmt.Sprintf("NAR file %s: %s is %s, the record says %s", key, hashField, sum, want))
 	}
 	return issues
-}
-
-// hashCounter hashes and counts what is written to it.
-type hashCounter struct {
-	h hash.Hash
-	n int64
-}
-
-func (c *hashCounter) Write(p []byte) (int, error) {
-	c.h.Write(p)
-	c.n += int64(len(p))
-	return len(p), nil
-}
-
-func (c *hashCounter) sum() nixhash.Hash {
-	var s [32]byte
-	c.h.Sum(s[:0])
-	return nixhash.NewSHA256(s)
 }
 
 // ctxReader stops reading when its context is done and remembers the

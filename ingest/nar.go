@@ -3,10 +3,8 @@ package ingest
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"slices"
@@ -42,26 +40,6 @@ func ParseNARName(name string) (nixhash.Hash, string, error) {
 		return nixhash.Hash{}, "", fmt.Errorf("%w: NAR name %q does not start with a nix32 sha256", ErrInvalid, name)
 	}
 	return nixhash.NewSHA256(sum), ext, nil
-}
-
-// hashCounter hashes and counts what is written to it.
-type hashCounter struct {
-	h hash.Hash
-	n int64
-}
-
-func newHashCounter() *hashCounter { return &hashCounter{h: sha256.New()} }
-
-func (c *hashCounter) Write(p []byte) (int, error) {
-	c.h.Write(p)
-	c.n += int64(len(p))
-	return len(p), nil
-}
-
-func (c *hashCounter) sum() nixhash.Hash {
-	var s [32]byte
-	c.h.Sum(s[:0])
-	return nixhash.NewSHA256(s)
 }
 
 // errReader remembers the first error of the upload body, so that a client
@@ -134,7 +112,7 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	sink := &errWriter{w: blob}
 	lsSink := &errWriter{w: lsBlob}
 
-	upload, stored, narSum := newHashCounter(), newHashCounter(), newHashCounter()
+	upload, stored, narSum := nixhash.NewSHA256Writer(), nixhash.NewSHA256Writer(), nixhash.NewSHA256Writer()
 	var raw io.Writer = upload
 	var narSide io.Writer = narSum
 	if comp == CompNone {
@@ -186,30 +164,30 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	if err := lsBuf.Flush(); err != nil {
 		return catalog.NAR{}, in.classify(ctx, err, src, lsSink)
 	}
-	if size >= 0 && upload.n != size {
-		return catalog.NAR{}, fmt.Errorf("%w: body has %d bytes, Content-Length said %d", ErrInvalid, upload.n, size)
+	if size >= 0 && upload.Size() != size {
+		return catalog.NAR{}, fmt.Errorf("%w: body has %d bytes, Content-Length said %d", ErrInvalid, upload.Size(), size)
 	}
-	if got := upload.sum(); got != want {
+	if got := upload.Sum(); got != want {
 		return catalog.NAR{}, fmt.Errorf("%w: body hashes to %s but was uploaded as %s", ErrHashMismatch, got, name)
 	}
 
 	n := catalog.NAR{
-		NarHash:   narSum.sum().String(),
-		NarSize:   narSum.n,
+		NarHash:   narSum.Sum().String(),
+		NarSize:   narSum.Size(),
 		CreatedAt: in.opt.Now(),
 	}
 	if keep {
 		n.Key, n.Compression = "nar/"+name, comp
-		n.FileHash, n.FileSize = want.String(), upload.n
+		n.FileHash, n.FileSize = want.String(), upload.Size()
 	} else {
 		if err := enc.Close(); err != nil {
 			return catalog.NAR{}, in.classify(ctx, err, src, sink)
 		}
-		sum := stored.sum()
+		sum := stored.Sum()
 		n.Key, n.Compression = "nar/"+sum.Nix32()+extensionOf(CompZstd), CompZstd
-		n.FileHash, n.FileSize = sum.String(), stored.n
+		n.FileHash, n.FileSize = sum.String(), stored.Size()
 	}
-	n.ListingKey = "ls/" + narSum.sum().Nix32() + ".ls"
+	n.ListingKey = "ls/" + narSum.Sum().Nix32() + ".ls"
 	if err := in.commit(ctx, n, "nar/"+name, blob, lsBlob); err != nil {
 		return catalog.NAR{}, err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,7 @@ import (
 	"sync"
 
 	"github.com/nix-cached/cached/nar"
-	"github.com/nix-cached/cached/nixbase32"
+	"github.com/nix-cached/cached/nixhash"
 )
 
 // bigNAR is a NAR of one file of random bytes, which zstd cannot shrink.
@@ -33,7 +32,7 @@ func makeBigNAR(dir string, size int64) (bigNAR, error) {
 		return bigNAR{}, err
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := nixhash.NewSHA256Writer()
 	buf := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
 	w := nar.NewWriter(buf)
 	if err := w.WriteHeader(&nar.Header{Path: "/", Type: nar.TypeRegular, Size: size}); err != nil {
@@ -48,11 +47,7 @@ func makeBigNAR(dir string, size int64) (bigNAR, error) {
 	if err := buf.Flush(); err != nil {
 		return bigNAR{}, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return bigNAR{}, err
-	}
-	return bigNAR{path: path, hash: nixbase32.EncodeToString(h.Sum(nil)), size: fi.Size()}, f.Close()
+	return bigNAR{path: path, hash: h.Sum().Nix32(), size: h.Size()}, f.Close()
 }
 
 // memory is cached's peak RSS while one big NAR goes in and out.
