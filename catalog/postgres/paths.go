@@ -190,8 +190,7 @@ func (c *Catalog) Path(ctx context.Context, hashPart string) (catalog.Path, erro
 // visited; none is visited twice. An error from fn stops the walk and is
 // returned as is.
 func (c *Catalog) WalkPaths(ctx context.Context, fn func(catalog.Path) error) error {
-	after := ""
-	for {
+	return catalog.WalkBatches("postgres catalog: walk paths", walkBatch, catalog.PathKey, func(after string) ([]catalog.Path, error) {
 		var batch []catalog.Path
 		err := c.query(ctx, func() error {
 			rows, err := c.pool.Query(ctx, `SELECT `+pathColumns+`
@@ -203,17 +202,6 @@ func (c *Catalog) WalkPaths(ctx context.Context, fn func(catalog.Path) error) er
 			batch, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Path, error) { return scanPath(r) })
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("postgres catalog: walk paths after %q: %w", after, err)
-		}
-		for _, p := range batch {
-			if err := fn(p); err != nil {
-				return err
-			}
-		}
-		if len(batch) < walkBatch {
-			return nil
-		}
-		after = batch[len(batch)-1].HashPart
-	}
+		return batch, err
+	}, fn)
 }

@@ -20,7 +20,7 @@ const graphBatch = 4096
 // during the walk may or may not be visited; none is visited twice. An
 // error from fn stops the walk and is returned as is.
 func (c *Catalog) WalkGraph(ctx context.Context, fn func(catalog.GraphNode) error) error {
-	return catalog.WalkBatches("sqlite catalog", graphBatch, func(after string) ([]catalog.GraphNode, error) {
+	return catalog.WalkBatches("sqlite catalog: walk graph", graphBatch, catalog.NodeKey, func(after string) ([]catalog.GraphNode, error) {
 		return c.graphBatch(ctx, after)
 	}, fn)
 }

@@ -193,22 +193,9 @@ func queryStrings(ctx context.Context, tx *sql.Tx, query string, args ...any) ([
 // A path published during the walk may or may not be visited; none is
 // visited twice. An error from fn stops the walk and is returned as is.
 func (c *Catalog) WalkPaths(ctx context.Context, fn func(catalog.Path) error) error {
-	after := ""
-	for {
-		batch, err := c.pathBatch(ctx, after)
-		if err != nil {
-			return fmt.Errorf("sqlite catalog: walk paths after %q: %w", after, err)
-		}
-		for _, p := range batch {
-			if err := fn(p); err != nil {
-				return err
-			}
-		}
-		if len(batch) < walkBatch {
-			return nil
-		}
-		after = batch[len(batch)-1].HashPart
-	}
+	return catalog.WalkBatches("sqlite catalog: walk paths", walkBatch, catalog.PathKey, func(after string) ([]catalog.Path, error) {
+		return c.pathBatch(ctx, after)
+	}, fn)
 }
 
 // pathBatch reads up to walkBatch paths whose hash part sorts after after,
