@@ -40,7 +40,7 @@ fuzz:
 	scripts/fuzz $(FUZZTIME)
 
 # cached side by side with nginx serving a static cache (needs root for
-# nix-bin, nginx and wrk; about 10 minutes); writes bench/COMPARE.md.
+# nix-bin, nginx and wrk; about 12 minutes); writes bench/COMPARE.md.
 bench:
 	scripts/bench-deps
 	$(GO) run ./bench/compare -out bench/COMPARE.md

@@ -25,11 +25,16 @@ type server struct {
 	exited chan struct{} // closed when the process has exited
 }
 
-// watch waits for the process in the background.
-func (s *server) watch() {
+// watch waits for the process in the background, after first is closed
+// when it is not nil (Wait closes the output pipes: their readers must be
+// done).
+func (s *server) watch(first <-chan struct{}) {
 	s.done = make(chan error, 1)
 	s.exited = make(chan struct{})
 	go func() {
+		if first != nil {
+			<-first
+		}
 		s.done <- s.cmd.Wait()
 		close(s.exited)
 	}()
@@ -59,7 +64,6 @@ func (b *bench) startCached(ctx context.Context, dataDir string, extra ...string
 	}
 	s := &server{name: "cached", cmd: cmd}
 	urls := make(chan string, 1)
-	// Read stdout to its end before Wait, which closes the pipe.
 	scanned := make(chan struct{})
 	go func() {
 		defer close(scanned)
@@ -70,13 +74,7 @@ func (b *bench) startCached(ctx context.Context, dataDir string, extra ...string
 			}
 		}
 	}()
-	s.done = make(chan error, 1)
-	s.exited = make(chan struct{})
-	go func() {
-		<-scanned
-		s.done <- cmd.Wait()
-		close(s.exited)
-	}()
+	s.watch(scanned)
 	select {
 	case s.URL = <-urls:
 		return s, nil
@@ -132,7 +130,7 @@ http {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	s := &server{name: "nginx", URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
-	s.watch()
+	s.watch(nil)
 	for range 200 {
 		if resp, err := http.Get(s.URL + "/nix-cache-info"); err == nil {
 			resp.Body.Close()
