@@ -90,8 +90,8 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 const nix32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
-// fakeHash returns a deterministic nix32-alphabet string of n characters.
-func fakeHash(seed string, n int) string {
+// FakeHash returns a deterministic nix32-alphabet string of n characters.
+func FakeHash(seed string, n int) string {
 	var b strings.Builder
 	for i := 0; b.Len() < n; i++ {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", seed, i)))
@@ -105,20 +105,20 @@ func fakeHash(seed string, n int) string {
 	return b.String()
 }
 
-// hashPart returns the 32-character hash part named by seed.
-func hashPart(seed string) string { return fakeHash("path:"+seed, 32) }
+// HashPart returns the 32-character hash part named by seed.
+func HashPart(seed string) string { return FakeHash("path:"+seed, 32) }
 
 // newNAR returns a zstd NAR record named by seed, created at created.
 func newNAR(seed string, created time.Time) catalog.NAR {
-	fh := fakeHash("file:"+seed, 52)
+	fh := FakeHash("file:"+seed, 52)
 	return catalog.NAR{
 		Key:         "nar/" + fh + ".nar.zst",
 		Compression: "zstd",
 		FileHash:    "sha256:" + fh,
 		FileSize:    int64(len(seed)) + 100,
-		NarHash:     "sha256:" + fakeHash("nar:"+seed, 52),
+		NarHash:     "sha256:" + FakeHash("nar:"+seed, 52),
 		NarSize:     int64(len(seed)) + 200,
-		ListingKey:  hashPart(seed) + ".ls",
+		ListingKey:  HashPart(seed) + ".ls",
 		CreatedAt:   created,
 	}
 }
@@ -127,19 +127,19 @@ func newNAR(seed string, created time.Time) catalog.NAR {
 // paths named by refs, with a rendered narinfo signed by "sig".
 func newPath(seed string, n catalog.NAR, sig string, refs ...string) catalog.Path {
 	p := catalog.Path{
-		HashPart:  hashPart(seed),
-		StorePath: "/nix/store/" + hashPart(seed) + "-" + seed,
+		HashPart:  HashPart(seed),
+		StorePath: "/nix/store/" + HashPart(seed) + "-" + seed,
 		NARKey:    n.Key,
 		NarHash:   n.NarHash,
 		NarSize:   n.NarSize,
-		Deriver:   fakeHash("drv:"+seed, 32) + "-" + seed + ".drv",
+		Deriver:   FakeHash("drv:"+seed, 32) + "-" + seed + ".drv",
 		CreatedAt: n.CreatedAt,
 		LastUsed:  n.CreatedAt,
 	}
 	var names []string
 	for _, r := range refs {
-		p.References = append(p.References, hashPart(r))
-		names = append(names, hashPart(r)+"-"+r)
+		p.References = append(p.References, HashPart(r))
+		names = append(names, HashPart(r)+"-"+r)
 	}
 	slices.Sort(names)
 	p.NarInfo = fmt.Sprintf("StorePath: %s\nURL: %s\nCompression: %s\nFileHash: %s\nFileSize: %d\n"+

@@ -28,7 +28,7 @@ func deletePath(t *testing.T, c catalog.Catalog, hashPart string, cond catalog.D
 // addPin calls AddPin or fails the test.
 func addPin(t *testing.T, c catalog.Catalog, name, seed string, created, expires time.Time, keep int) {
 	t.Helper()
-	p := catalog.Pin{Name: name, HashPart: hashPart(seed), CreatedAt: created, ExpiresAt: expires}
+	p := catalog.Pin{Name: name, HashPart: HashPart(seed), CreatedAt: created, ExpiresAt: expires}
 	if err := c.AddPin(context.Background(), p, keep); err != nil {
 		t.Fatalf("AddPin(%s, %s): %v", name, seed, err)
 	}
@@ -49,7 +49,7 @@ func testDeletePathRefused(t *testing.T, c catalog.Catalog) {
 	addPin(t, c, "keep", "pinned", at(0), time.Time{}, 0)
 	add("young", at(2*time.Hour))
 	add("recent", at(0))
-	if err := c.RecordUse(ctx, map[string]time.Time{hashPart("recent"): at(2 * time.Hour)}, nil); err != nil {
+	if err := c.RecordUse(ctx, map[string]time.Time{HashPart("recent"): at(2 * time.Hour)}, nil); err != nil {
 		t.Fatalf("RecordUse: %v", err)
 	}
 	p := paths["recent"]
@@ -64,8 +64,8 @@ func testDeletePathRefused(t *testing.T, c catalog.Catalog) {
 		says string // what the message names
 	}{
 		{"absent", catalog.DeleteCondition{}, catalog.ErrNotFound, ""},
-		{"dep", catalog.DeleteCondition{}, catalog.ErrReferenced, hashPart("app")},
-		{"dep", catalog.DeleteCondition{IgnorePins: true}, catalog.ErrReferenced, hashPart("app")},
+		{"dep", catalog.DeleteCondition{}, catalog.ErrReferenced, HashPart("app")},
+		{"dep", catalog.DeleteCondition{IgnorePins: true}, catalog.ErrReferenced, HashPart("app")},
 		{"pinned", catalog.DeleteCondition{}, catalog.ErrPinned, "keep"},
 		{"pinned", catalog.DeleteCondition{CreatedBefore: hour, UsedBefore: hour}, catalog.ErrPinned, "keep"},
 		{"young", catalog.DeleteCondition{CreatedBefore: hour}, catalog.ErrKept, ""},
@@ -73,7 +73,7 @@ func testDeletePathRefused(t *testing.T, c catalog.Catalog) {
 		{"recent", catalog.DeleteCondition{UsedBefore: at(2 * time.Hour)}, catalog.ErrKept, ""},
 		{"recent", catalog.DeleteCondition{CreatedBefore: hour, UsedBefore: hour}, catalog.ErrKept, ""},
 	} {
-		_, err := c.DeletePath(ctx, hashPart(tc.seed), tc.cond)
+		_, err := c.DeletePath(ctx, HashPart(tc.seed), tc.cond)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("DeletePath(%s, %+v): error %v, want %v", tc.seed, tc.cond, err, tc.want)
 		} else if !strings.Contains(err.Error(), tc.says) {
@@ -88,12 +88,12 @@ func testDeletePathRefused(t *testing.T, c catalog.Catalog) {
 	checkPins(t, c, wantPin{"keep", "pinned", at(0), time.Time{}, true})
 
 	// Just old enough.
-	deletePath(t, c, hashPart("young"), catalog.DeleteCondition{CreatedBefore: at(2*time.Hour + time.Millisecond)})
-	deletePath(t, c, hashPart("recent"), catalog.DeleteCondition{UsedBefore: at(2*time.Hour + time.Millisecond)})
+	deletePath(t, c, HashPart("young"), catalog.DeleteCondition{CreatedBefore: at(2*time.Hour + time.Millisecond)})
+	deletePath(t, c, HashPart("recent"), catalog.DeleteCondition{UsedBefore: at(2*time.Hour + time.Millisecond)})
 	// A referrer goes first, then what it referenced; a self-reference
 	// does not count.
-	deletePath(t, c, hashPart("app"), catalog.DeleteCondition{})
-	deletePath(t, c, hashPart("dep"), catalog.DeleteCondition{})
+	deletePath(t, c, HashPart("app"), catalog.DeleteCondition{})
+	deletePath(t, c, HashPart("dep"), catalog.DeleteCondition{})
 }
 
 func testDeletePathNAR(t *testing.T, c catalog.Catalog) {
@@ -103,7 +103,7 @@ func testDeletePathNAR(t *testing.T, c catalog.Catalog) {
 	n := newNAR("last", at(0))
 	p := newPath("last", n, "k:1", "last")
 	publish(t, c, n, p)
-	alias := "nar/" + fakeHash("alias:last", 52) + ".nar.xz"
+	alias := "nar/" + FakeHash("alias:last", 52) + ".nar.xz"
 	putNAR(t, c, n, alias)
 	d := deletePath(t, c, p.HashPart, cond)
 	if diff := diffPath(d.Path, p); diff != "" {
@@ -191,9 +191,9 @@ func testDeletePathRealisations(t *testing.T, c catalog.Catalog) {
 	other := newNAR("other", at(0))
 	publish(t, c, other, newPath("other", other, "k:1"))
 	bodies := map[string]string{
-		"sha256:01!out": `{"id":"sha256:01!out","outPath":"` + hashPart("out") + `-out","signatures":[]}`,
-		"sha256:02!out": `{"outPath":"/nix/store/` + hashPart("out") + `-out","id":"sha256:02!out"}`,
-		"sha256:03!out": `{"id":"sha256:03!out","outPath":"` + hashPart("other") + `-other"}`,
+		"sha256:01!out": `{"id":"sha256:01!out","outPath":"` + HashPart("out") + `-out","signatures":[]}`,
+		"sha256:02!out": `{"outPath":"/nix/store/` + HashPart("out") + `-out","id":"sha256:02!out"}`,
+		"sha256:03!out": `{"id":"sha256:03!out","outPath":"` + HashPart("other") + `-other"}`,
 		"sha256:04!out": `{}`,
 		"sha256:05!out": `not json`,
 	}
@@ -202,10 +202,10 @@ func testDeletePathRealisations(t *testing.T, c catalog.Catalog) {
 			t.Fatalf("PutRealisation(%s): %v", id, err)
 		}
 	}
-	deletePath(t, c, hashPart("out"), catalog.DeleteCondition{})
+	deletePath(t, c, HashPart("out"), catalog.DeleteCondition{})
 	for id, body := range bodies {
 		got, err := c.Realisation(ctx, id)
-		gone := strings.Contains(body, hashPart("out"))
+		gone := strings.Contains(body, HashPart("out"))
 		switch {
 		case gone && !errors.Is(err, catalog.ErrNotFound):
 			t.Errorf("Realisation(%s) of the deleted path: %s, %v; want ErrNotFound", id, got, err)
@@ -223,10 +223,10 @@ func testDeletePathOrphanLog(t *testing.T, c catalog.Catalog) {
 		publish(t, c, n, p)
 		return p
 	}
-	drv := fakeHash("drv:multi", 32) + "-multi.drv"
+	drv := FakeHash("drv:multi", 32) + "-multi.drv"
 	out, dev := mk("multi-out", drv), mk("multi-dev", drv) // two outputs of one derivation
 	plain := mk("plain", "")
-	single := mk("single", fakeHash("drv:single", 32)+"-single.drv")
+	single := mk("single", FakeHash("drv:single", 32)+"-single.drv")
 	for _, tc := range []struct {
 		p    catalog.Path
 		want string
@@ -263,15 +263,15 @@ func testDeletePathPins(t *testing.T, c catalog.Catalog) {
 		{"temp", catalog.DeleteCondition{}},                               // without a time every pin counts
 		{"temp", catalog.DeleteCondition{CreatedBefore: at(time.Hour - time.Millisecond)}},
 	} {
-		if _, err := c.DeletePath(ctx, hashPart(tc.seed), tc.cond); !errors.Is(err, catalog.ErrPinned) {
+		if _, err := c.DeletePath(ctx, HashPart(tc.seed), tc.cond); !errors.Is(err, catalog.ErrPinned) {
 			t.Errorf("DeletePath(%s, %+v): error %v, want ErrPinned", tc.seed, tc.cond, err)
 		}
 	}
 	// A pin expired by CreatedBefore no longer pins, and goes.
-	deletePath(t, c, hashPart("temp"), catalog.DeleteCondition{CreatedBefore: at(time.Hour)})
+	deletePath(t, c, HashPart("temp"), catalog.DeleteCondition{CreatedBefore: at(time.Hour)})
 	// IgnorePins removes the path and its pins; the previous pin of the
 	// name becomes current.
-	deletePath(t, c, hashPart("v2"), catalog.DeleteCondition{IgnorePins: true})
+	deletePath(t, c, HashPart("v2"), catalog.DeleteCondition{IgnorePins: true})
 	checkPins(t, c, wantPin{"rel", "v1", at(0), time.Time{}, true})
 }
 
@@ -291,7 +291,7 @@ func testDeletePaths(t *testing.T, c catalog.Catalog) {
 	publish(t, c, nars[3], newPath("batch-pinned", nars[3], "k:1"))
 	addPin(t, c, "keep", "batch-pinned", at(0), time.Time{}, 0)
 
-	order := []string{hashPart("batch-a"), hashPart("batch-pinned"), hashPart("batch-absent"), hashPart("batch-b"), hashPart("batch-c")}
+	order := []string{HashPart("batch-a"), HashPart("batch-pinned"), HashPart("batch-absent"), HashPart("batch-b"), HashPart("batch-c")}
 	res, err := c.DeletePaths(ctx, order, cond)
 	if err != nil {
 		t.Fatalf("DeletePaths: %v", err)
@@ -324,12 +324,12 @@ func testDeletePaths(t *testing.T, c catalog.Catalog) {
 	// Out of order, the referenced path is refused and the rest goes on.
 	publish(t, c, nars[0], newPath("batch-c", nars[0], "k:1"))
 	publish(t, c, nars[1], newPath("batch-b", nars[1], "k:1", "batch-c"))
-	res, err = c.DeletePaths(ctx, []string{hashPart("batch-c"), hashPart("batch-b")}, catalog.DeleteCondition{})
+	res, err = c.DeletePaths(ctx, []string{HashPart("batch-c"), HashPart("batch-b")}, catalog.DeleteCondition{})
 	if err != nil {
 		t.Fatalf("DeletePaths: %v", err)
 	}
 	if !errors.Is(res[0].Err, catalog.ErrReferenced) || res[1].Err != nil {
 		t.Fatalf("DeletePaths out of order: %v, %v", res[0].Err, res[1].Err)
 	}
-	checkAbsent(t, c, hashPart("batch-b"))
+	checkAbsent(t, c, HashPart("batch-b"))
 }

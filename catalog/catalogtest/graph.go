@@ -66,7 +66,7 @@ func testRecordUse(t *testing.T, c catalog.Catalog) {
 	own := newNAR("own", at(0))
 	o := newPath("own", own, "k:1")
 	publish(t, c, own, o)
-	unknown := "nar/" + fakeHash("unknown", 52) + ".nar.zst"
+	unknown := "nar/" + FakeHash("unknown", 52) + ".nar.zst"
 
 	for _, step := range []struct {
 		name  string
@@ -76,7 +76,7 @@ func testRecordUse(t *testing.T, c catalog.Catalog) {
 	}{
 		{"nothing", nil, nil,
 			map[string]time.Time{a.HashPart: at(0), b.HashPart: at(0), o.HashPart: at(0)}},
-		{"by hash part", map[string]time.Time{a.HashPart: at(time.Hour), hashPart("nobody"): at(time.Hour)}, nil,
+		{"by hash part", map[string]time.Time{a.HashPart: at(time.Hour), HashPart("nobody"): at(time.Hour)}, nil,
 			map[string]time.Time{a.HashPart: at(time.Hour), b.HashPart: at(0), o.HashPart: at(0)}},
 		{"by NAR key: every path with it", nil, map[string]time.Time{shared.Key: at(30 * time.Minute), unknown: at(time.Hour)},
 			map[string]time.Time{a.HashPart: at(time.Hour), b.HashPart: at(30 * time.Minute), o.HashPart: at(0)}},
@@ -92,7 +92,7 @@ func testRecordUse(t *testing.T, c catalog.Catalog) {
 		}
 		checkLastUsed(t, c, step.name, step.want)
 	}
-	checkAbsent(t, c, hashPart("nobody"))
+	checkAbsent(t, c, HashPart("nobody"))
 	checkLookup(t, c, unknown, catalog.NAR{})
 }
 
@@ -137,7 +137,7 @@ func testWalkGraph(t *testing.T, c catalog.Catalog) {
 		publish(t, c, shared, p)
 		add(p, shared)
 	}
-	used := hashPart("graph-7")
+	used := HashPart("graph-7")
 	if err := c.RecordUse(ctx, map[string]time.Time{used: at(48 * time.Hour)}, nil); err != nil {
 		t.Fatalf("RecordUse: %v", err)
 	}
@@ -203,7 +203,7 @@ func testReferrers(t *testing.T, c catalog.Catalog) {
 	for _, seed := range []string{"user-1", "user-2", "user-3"} {
 		n := newNAR(seed, at(0))
 		publish(t, c, n, newPath(seed, n, "k:1", "base", seed))
-		users = append(users, hashPart(seed))
+		users = append(users, HashPart(seed))
 	}
 	lone := newNAR("lone", at(0))
 	publish(t, c, lone, newPath("lone", lone, "k:1", "lone"))
@@ -218,11 +218,11 @@ func testReferrers(t *testing.T, c catalog.Catalog) {
 		hashPart string
 		want     []string
 	}{
-		{hashPart("base"), users},
-		{hashPart("lone"), nil},   // only itself
-		{hashPart("user-1"), nil}, // nobody
-		{hashPart("absent"), []string{hashPart("partial")}},
-		{hashPart("never"), nil},
+		{HashPart("base"), users},
+		{HashPart("lone"), nil},   // only itself
+		{HashPart("user-1"), nil}, // nobody
+		{HashPart("absent"), []string{HashPart("partial")}},
+		{HashPart("never"), nil},
 	} {
 		got, err := c.Referrers(ctx, tc.hashPart)
 		if err != nil {
@@ -235,7 +235,7 @@ func testReferrers(t *testing.T, c catalog.Catalog) {
 	if _, err := c.DeletePath(ctx, users[1], catalog.DeleteCondition{}); err != nil {
 		t.Fatalf("DeletePath(%s): %v", users[1], err)
 	}
-	got, err := c.Referrers(ctx, hashPart("base"))
+	got, err := c.Referrers(ctx, HashPart("base"))
 	if err != nil {
 		t.Fatalf("Referrers: %v", err)
 	}

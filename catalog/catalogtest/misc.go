@@ -17,8 +17,8 @@ func testRealisations(t *testing.T, c catalog.Catalog) {
 	ctx := context.Background()
 	id := "sha256:" + fmt.Sprintf("%x", sha256.Sum256([]byte("drv"))) + "!out"
 	other := "sha256:" + fmt.Sprintf("%x", sha256.Sum256([]byte("other"))) + "!dev"
-	v1 := []byte(`{"id":"` + id + `","outPath":"` + hashPart("out") + `-out","signatures":[],"dependentRealisations":{}}`)
-	v2 := []byte(`{"id":"` + id + `","outPath":"` + hashPart("out") + `-out","signatures":["k:sig"],"dependentRealisations":{}}`)
+	v1 := []byte(`{"id":"` + id + `","outPath":"` + HashPart("out") + `-out","signatures":[],"dependentRealisations":{}}`)
+	v2 := []byte(`{"id":"` + id + `","outPath":"` + HashPart("out") + `-out","signatures":["k:sig"],"dependentRealisations":{}}`)
 	for _, tc := range []struct {
 		id   string
 		body []byte
@@ -153,20 +153,20 @@ func testCancelledContext(t *testing.T, c catalog.Catalog) {
 		{"PutNAR", func() error { return c.PutNAR(ctx, n) }},
 		{"LookupNAR", func() error { _, err := c.LookupNAR(ctx, existing.Key); return err }},
 		{"Publish", func() error { return c.Publish(ctx, p, noOpts) }},
-		{"NarInfo", func() error { _, err := c.NarInfo(ctx, hashPart("existing")); return err }},
-		{"Path", func() error { _, err := c.Path(ctx, hashPart("existing")); return err }},
+		{"NarInfo", func() error { _, err := c.NarInfo(ctx, HashPart("existing")); return err }},
+		{"Path", func() error { _, err := c.Path(ctx, HashPart("existing")); return err }},
 		{"WalkPaths", func() error { return c.WalkPaths(ctx, func(catalog.Path) error { return nil }) }},
 		{"UnclaimedNARs", func() error { _, err := c.UnclaimedNARs(ctx, at(time.Hour)); return err }},
 		{"BlobInUse", func() error { _, err := c.BlobInUse(ctx, existing.Key); return err }},
 		{"BeginNAR", func() error { return c.BeginNAR(ctx, n.Key, n.ListingKey, at(0)) }},
 		{"WalkGraph", func() error { return c.WalkGraph(ctx, func(catalog.GraphNode) error { return nil }) }},
-		{"Referrers", func() error { _, err := c.Referrers(ctx, hashPart("existing")); return err }},
+		{"Referrers", func() error { _, err := c.Referrers(ctx, HashPart("existing")); return err }},
 		{"RecordUse", func() error {
-			return c.RecordUse(ctx, map[string]time.Time{hashPart("existing"): at(time.Hour)},
+			return c.RecordUse(ctx, map[string]time.Time{HashPart("existing"): at(time.Hour)},
 				map[string]time.Time{existing.Key: at(time.Hour)})
 		}},
 		{"DeletePath", func() error {
-			_, err := c.DeletePath(ctx, hashPart("existing"), catalog.DeleteCondition{})
+			_, err := c.DeletePath(ctx, HashPart("existing"), catalog.DeleteCondition{})
 			return err
 		}},
 		{"MarkNARDeleting", func() error {
@@ -180,7 +180,7 @@ func testCancelledContext(t *testing.T, c catalog.Catalog) {
 		{"DeletingNARs", func() error { _, err := c.DeletingNARs(ctx); return err }},
 		{"DropNAR", func() error { return c.DropNAR(ctx, doomed.Key) }},
 		{"AddPin", func() error {
-			return c.AddPin(ctx, catalog.Pin{Name: "cancel", HashPart: hashPart("existing"), CreatedAt: at(0)}, 0)
+			return c.AddPin(ctx, catalog.Pin{Name: "cancel", HashPart: HashPart("existing"), CreatedAt: at(0)}, 0)
 		}},
 		{"Pins", func() error { _, err := c.Pins(ctx); return err }},
 		{"RemovePin", func() error { return c.RemovePin(ctx, "kept") }},

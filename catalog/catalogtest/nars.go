@@ -13,8 +13,8 @@ import (
 func testLookupNAR(t *testing.T, c catalog.Catalog) {
 	ctx := context.Background()
 	n := newNAR("hello", at(0))
-	xz := "nar/" + fakeHash("xz:hello", 52) + ".nar.xz"
-	bz := "nar/" + fakeHash("bz:hello", 52) + ".nar.bz2"
+	xz := "nar/" + FakeHash("xz:hello", 52) + ".nar.xz"
+	bz := "nar/" + FakeHash("bz:hello", 52) + ".nar.bz2"
 	putNAR(t, c, n, xz, bz)
 	other := newNAR("other", at(time.Second))
 	other.ListingKey = ""
@@ -40,8 +40,8 @@ func testLookupNAR(t *testing.T, c catalog.Catalog) {
 func testRenewNAR(t *testing.T, c catalog.Catalog) {
 	ctx := context.Background()
 	a, b := newNAR("a", at(0)), newNAR("b", at(0))
-	aliasA := "nar/" + fakeHash("alias:a", 52) + ".nar.xz"
-	shared := "nar/" + fakeHash("alias:shared", 52) + ".nar.xz"
+	aliasA := "nar/" + FakeHash("alias:a", 52) + ".nar.xz"
+	shared := "nar/" + FakeHash("alias:shared", 52) + ".nar.xz"
 	putNAR(t, c, a, aliasA)
 	putNAR(t, c, b, shared)
 
@@ -72,7 +72,7 @@ func testRenewNAR(t *testing.T, c catalog.Catalog) {
 
 func testLookupUnknownNAR(t *testing.T, c catalog.Catalog) {
 	putNAR(t, c, newNAR("known", at(0)))
-	for _, name := range []string{"nar/" + fakeHash("unknown", 52) + ".nar.zst", ""} {
+	for _, name := range []string{"nar/" + FakeHash("unknown", 52) + ".nar.zst", ""} {
 		if _, err := c.LookupNAR(context.Background(), name); !errors.Is(err, catalog.ErrNotFound) {
 			t.Errorf("LookupNAR(%q) error = %v, want ErrNotFound", name, err)
 		}
@@ -119,7 +119,7 @@ func testBlobInUse(t *testing.T, c catalog.Catalog) {
 	n := newNAR("listed", at(0))
 	bare := newNAR("bare", at(0))
 	bare.ListingKey = ""
-	alias := "nar/" + fakeHash("alias:listed", 52) + ".nar.xz"
+	alias := "nar/" + FakeHash("alias:listed", 52) + ".nar.xz"
 	putNAR(t, c, n, alias)
 	putNAR(t, c, bare)
 	for _, tc := range []struct {
@@ -131,8 +131,8 @@ func testBlobInUse(t *testing.T, c catalog.Catalog) {
 		{bare.Key, true},
 		{"", false},
 		{alias, false}, // an alias names no blob
-		{"nar/" + fakeHash("unknown", 52) + ".nar.zst", false},
-		{hashPart("unknown") + ".ls", false},
+		{"nar/" + FakeHash("unknown", 52) + ".nar.zst", false},
+		{HashPart("unknown") + ".ls", false},
 	} {
 		got, err := c.BlobInUse(ctx, tc.key)
 		if err != nil {

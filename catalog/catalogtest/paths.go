@@ -51,7 +51,7 @@ func testPublishMissingReferences(t *testing.T, c catalog.Catalog) {
 	if !errors.As(err, &mre) {
 		t.Fatalf("Publish error %v is not a *MissingReferencesError", err)
 	}
-	want := []string{hashPart("aa-missing"), hashPart("zz-missing")}
+	want := []string{HashPart("aa-missing"), HashPart("zz-missing")}
 	slices.Sort(want)
 	if !slices.Equal(mre.HashParts, want) {
 		t.Errorf("missing references = %q, want %q (sorted, each once)", mre.HashParts, want)
@@ -75,7 +75,7 @@ func testPublishIncomplete(t *testing.T, c catalog.Catalog) {
 		t.Fatalf("Publish with AllowIncompleteClosure: %v", err)
 	}
 	checkPath(t, c, p)
-	checkAbsent(t, c, hashPart("absent"))
+	checkAbsent(t, c, HashPart("absent"))
 }
 
 func testRepublish(t *testing.T, c catalog.Catalog) {
@@ -96,7 +96,7 @@ func testRepublish(t *testing.T, c catalog.Catalog) {
 func testRepublishOtherNAR(t *testing.T, c catalog.Catalog) {
 	ctx := context.Background()
 	xz := newNAR("moved", at(0))
-	xz.Key, xz.Compression = "nar/"+fakeHash("xz:moved", 52)+".nar.xz", "xz"
+	xz.Key, xz.Compression = "nar/"+FakeHash("xz:moved", 52)+".nar.xz", "xz"
 	first := newPath("moved", xz, "k:1")
 	publish(t, c, xz, first)
 
@@ -159,7 +159,7 @@ func testPublishChain(t *testing.T, c catalog.Catalog) {
 func testUnknownPath(t *testing.T, c catalog.Catalog) {
 	n := newNAR("present", at(0))
 	publish(t, c, n, newPath("present", n, "k:1"))
-	checkAbsent(t, c, hashPart("absent"))
+	checkAbsent(t, c, HashPart("absent"))
 	checkAbsent(t, c, "")
 }
 

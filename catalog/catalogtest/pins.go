@@ -37,8 +37,8 @@ func checkPins(t *testing.T, c catalog.Catalog, want ...wantPin) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Name != w.name || g.HashPart != hashPart(w.seed) ||
-			g.StorePath != "/nix/store/"+hashPart(w.seed)+"-"+w.seed || g.Current != w.current ||
+		if g.Name != w.name || g.HashPart != HashPart(w.seed) ||
+			g.StorePath != "/nix/store/"+HashPart(w.seed)+"-"+w.seed || g.Current != w.current ||
 			!g.CreatedAt.Equal(w.created) || !g.ExpiresAt.Equal(w.expires) {
 			t.Errorf("Pins[%d] = %+v, want %s→%s created %v expires %v current %v (all: [%s])",
 				i, g, w.name, w.seed, w.created, w.expires, w.current, show(got))
@@ -53,7 +53,7 @@ func testPins(t *testing.T, c catalog.Catalog) {
 		publish(t, c, n, newPath(seed, n, "k:1"))
 	}
 	// Only published paths can be pinned.
-	err := c.AddPin(ctx, catalog.Pin{Name: "rel", HashPart: hashPart("absent"), CreatedAt: at(0)}, 0)
+	err := c.AddPin(ctx, catalog.Pin{Name: "rel", HashPart: HashPart("absent"), CreatedAt: at(0)}, 0)
 	if !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("AddPin(unpublished): error %v, want ErrNotFound", err)
 	}
@@ -97,7 +97,7 @@ func testPins(t *testing.T, c catalog.Catalog) {
 		wantPin{"rel", "v5", at(6 * time.Minute), time.Time{}, true},
 		wantPin{"zeta", "tool", at(0), day, true})
 	// The released versions are free to go.
-	deletePath(t, c, hashPart("v4"), catalog.DeleteCondition{})
+	deletePath(t, c, HashPart("v4"), catalog.DeleteCondition{})
 
 	if err := c.RemovePin(ctx, "rel"); err != nil {
 		t.Fatalf("RemovePin(rel): %v", err)
@@ -108,8 +108,8 @@ func testPins(t *testing.T, c catalog.Catalog) {
 	checkPins(t, c,
 		wantPin{"alpha", "tool", at(0), time.Time{}, true},
 		wantPin{"zeta", "tool", at(0), day, true})
-	deletePath(t, c, hashPart("v5"), catalog.DeleteCondition{})
-	if _, err := c.DeletePath(ctx, hashPart("tool"), catalog.DeleteCondition{}); !errors.Is(err, catalog.ErrPinned) {
+	deletePath(t, c, HashPart("v5"), catalog.DeleteCondition{})
+	if _, err := c.DeletePath(ctx, HashPart("tool"), catalog.DeleteCondition{}); !errors.Is(err, catalog.ErrPinned) {
 		t.Errorf("DeletePath(pinned twice): error %v, want ErrPinned", err)
 	}
 }

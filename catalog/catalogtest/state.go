@@ -124,7 +124,7 @@ func testBeginNAR(t *testing.T, c catalog.Catalog) {
 	// A second upload of the same key begins too.
 	beginNAR(t, c, n.Key, n.ListingKey, at(time.Second))
 
-	alias := "nar/" + fakeHash("alias:begun", 52) + ".nar.xz"
+	alias := "nar/" + FakeHash("alias:begun", 52) + ".nar.xz"
 	putNAR(t, c, n, alias)
 	checkLookup(t, c, n.Key, n)
 	checkLookup(t, c, alias, n)
@@ -174,7 +174,7 @@ func testMarkNARDeleting(t *testing.T, c catalog.Catalog) {
 	stalePending := newNAR("stale-pending", at(0))
 	beginNAR(t, c, stalePending.Key, stalePending.ListingKey, at(0)) // an upload that crashed
 	free := newNAR("free", at(0))
-	alias := "nar/" + fakeHash("alias:free", 52) + ".nar.xz"
+	alias := "nar/" + FakeHash("alias:free", 52) + ".nar.xz"
 	putNAR(t, c, free, alias)
 
 	for _, tc := range []struct {
@@ -245,7 +245,7 @@ func testDropNAR(t *testing.T, c catalog.Catalog) {
 	// Only records marked deleting are dropped.
 	dropNAR(t, c, ready.Key)
 	dropNAR(t, c, pending.Key)
-	dropNAR(t, c, "nar/"+fakeHash("absent", 52)+".nar.zst")
+	dropNAR(t, c, "nar/"+FakeHash("absent", 52)+".nar.zst")
 	checkLookup(t, c, ready.Key, ready)
 	checkInUse(t, c, pending.Key, true)
 	putNAR(t, c, pending)
@@ -301,8 +301,8 @@ func testNARBusy(t *testing.T, c catalog.Catalog) {
 
 func testOrphanPlaceholder(t *testing.T, c catalog.Catalog) {
 	ctx := context.Background()
-	orphan := "nar/" + fakeHash("orphan", 52) + ".nar.zst"
-	orphanListing := "ls/" + fakeHash("orphan", 52) + ".ls"
+	orphan := "nar/" + FakeHash("orphan", 52) + ".nar.zst"
+	orphanListing := "ls/" + FakeHash("orphan", 52) + ".ls"
 	kept := newNAR("kept", at(0))
 	putNAR(t, c, kept)
 

@@ -48,14 +48,14 @@ func testStats(t *testing.T, c catalog.Catalog) {
 		n := newNAR(seed, at(0))
 		n.FileSize = int64(i+1) * 1000
 		publish(t, c, n, newPath(seed, n, "k:1"))
-		uses[hashPart(seed)] = used
+		uses[HashPart(seed)] = used
 	}
 	// Two more paths share one NAR of 50 bytes, used 2 days ago.
 	shared := newNAR("stats-shared", at(0))
 	shared.FileSize = 50
 	for _, seed := range []string{"stats-shared-a", "stats-shared-b"} {
 		publish(t, c, shared, newPath(seed, shared, "k:1"))
-		uses[hashPart(seed)] = now.Add(-48 * time.Hour)
+		uses[HashPart(seed)] = now.Add(-48 * time.Hour)
 	}
 	if err := c.RecordUse(ctx, uses, nil); err != nil {
 		t.Fatalf("RecordUse: %v", err)

@@ -2,38 +2,23 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/catalogtest"
 )
 
 // t0 is the tests' reference time.
 var t0 = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 
-const nix32 = "0123456789abcdfghijklmnpqrsvwxyz"
-
-// fakeHash returns a deterministic nix32-alphabet string of n characters.
-func fakeHash(seed string, n int) string {
-	var b strings.Builder
-	for i := 0; b.Len() < n; i++ {
-		sum := sha256.Sum256(fmt.Appendf(nil, "%s/%d", seed, i))
-		for _, x := range sum {
-			if b.Len() == n {
-				break
-			}
-			b.WriteByte(nix32[x%32])
-		}
-	}
-	return b.String()
-}
-
-// hashPart returns the 32-character hash part named by seed.
-func hashPart(seed string) string { return fakeHash("path:"+seed, 32) }
+// fakeHash and hashPart are the conformance suite's, so that a seed names
+// the same hash in both.
+var (
+	fakeHash = catalogtest.FakeHash
+	hashPart = catalogtest.HashPart
+)
 
 // newNAR returns a NAR record named by seed, created at created, with a
 // listing.
