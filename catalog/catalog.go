@@ -86,6 +86,24 @@ type Path struct {
 	LastUsed   time.Time // last narinfo or NAR request, or push of the same path
 }
 
+// MaxNarInfoAge bounds how long a process may go on answering with a
+// narinfo it keeps in memory after the path's deletion committed
+// (catalog/infocache stops answering from memory when it has not read the
+// change log for this long). Whoever deletes paths waits at least
+// BlobGrace after the deletion before deleting their blobs, so that a
+// narinfo is never served without its NAR.
+const (
+	MaxNarInfoAge = 2 * time.Second
+	BlobGrace     = 2*MaxNarInfoAge + time.Second
+)
+
+// Change is one entry of the narinfo change log: the path with this hash
+// part was published, replaced (new signatures) or deleted.
+type Change struct {
+	Seq      int64
+	HashPart string
+}
+
 // GraphNode is what the garbage collector needs to know of a published
 // path.
 type GraphNode struct {
@@ -229,6 +247,18 @@ type Catalog interface {
 	Publish(ctx context.Context, p Path, opts PublishOptions) error
 	// NarInfo returns the rendered narinfo of a published path; the hot path.
 	NarInfo(ctx context.Context, hashPart string) (string, error)
+	// Changes returns up to limit entries of the narinfo change log with
+	// Seq > after, in Seq order. Every transaction that publishes, replaces
+	// or deletes a path records its hash part there, and Seq order is the
+	// order those transactions committed: a reader that has seen Seq n has
+	// seen every change committed before it. Processes that keep narinfos
+	// in memory (catalog/infocache) follow the log to forget stale ones.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// LastChange returns the highest Seq of the change log (0 when empty).
+	LastChange(ctx context.Context) (int64, error)
+	// PruneChanges removes the change log entries recorded before the
+	// given time, and returns how many went.
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 	// Path returns the whole record of a published path.
 	Path(ctx context.Context, hashPart string) (Path, error)
 	// WalkPaths calls fn for every published path, in no particular order.

@@ -76,6 +76,13 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"Tokens", testTokens},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentPublish", testConcurrentPublish},
+		{"Changes/Empty", testChangesEmpty},
+		{"Changes/Publish", testChangesPublish},
+		{"Changes/FailedPublish", testChangesFailedPublish},
+		{"Changes/OnlyNarInfo", testChangesOnlyNarInfo},
+		{"Changes/Delete", testChangesDelete},
+		{"Changes/Paging", testChangesPaging},
+		{"Changes/Prune", testChangesPrune},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })
 	}

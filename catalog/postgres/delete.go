@@ -42,7 +42,7 @@ func (c *Catalog) DeletePath(ctx context.Context, hashPart string, cond catalog.
 
 // DeletePaths deletes paths in the order given in one transaction, as
 // DeletePath would one after the other; a refusal is reported in the
-// path's result, any other error undoes the batch. It takes four round
+// path's result, any other error undoes the batch. It takes five round
 // trips whatever the number of paths.
 func (c *Catalog) DeletePaths(ctx context.Context, hashParts []string, cond catalog.DeleteCondition) ([]catalog.DeleteResult, error) {
 	var res []catalog.DeleteResult
@@ -72,14 +72,15 @@ type victim struct {
 	pins    []string // names of the pins that keep it
 }
 
-// deletePaths is DeletePaths inside t, in two round trips. The first
+// deletePaths is DeletePaths inside t, in three round trips. The first
 // locks the paths' rows (in hash-part order) and then reads their
 // referrers and pins, which no other transaction can add to until t ends.
 // The batch is then judged in order, a path deleted earlier no longer
 // referring to later ones, and the second round trip deletes the paths it
 // accepted, marks the NARs they leave with no path and finds the derivers
-// no path has any more. A NAR or a deriver goes with the last path of the
-// batch that had it, as it would one deletion at a time.
+// no path has any more; the third records them in the change log. A NAR
+// or a deriver goes with the last path of the batch that had it, as it
+// would one deletion at a time.
 func deletePaths(ctx context.Context, t *txn, hashParts []string, cond catalog.DeleteCondition) ([]catalog.DeleteResult, error) {
 	found, err := readVictims(ctx, t, hashParts, cond)
 	if err != nil {
@@ -235,10 +236,11 @@ func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.D
 }
 
 // removeVictims deletes the paths gone, with their references,
-// realisations and pins, in one round trip. It marks deleting the NARs
-// (of keys) they leave with no path that are ready, with no upload under
-// way and created before a non-zero cond.CreatedBefore, and returns them
-// by key, with the derivers no path has any more. The locks of the NARs'
+// realisations and pins, in one round trip, and then records them in the
+// change log in another (lockAndRecord). It marks deleting the NARs (of
+// keys) they leave with no path that are ready, with no upload under way
+// and created before a non-zero cond.CreatedBefore, and returns them by
+// key, with the derivers no path has any more. The locks of the NARs'
 // blobs (keys and listings) wait for every Publish naming them to commit,
 // and keep uploads of them from beginning until t ends.
 func removeVictims(ctx context.Context, t *txn, gone, keys, listings, derivers []string,
@@ -283,16 +285,29 @@ func removeVictims(ctx context.Context, t *txn, gone, keys, listings, derivers [
 		return nil, nil, err
 	}
 	locked()
-	// A listing that changed since it was read is locked now too, so that
-	// no upload of it begins until the marks are committed.
+	if err := lockAndRecord(ctx, t, gone, marked); err != nil {
+		return nil, nil, err
+	}
+	return marked, orphans, nil
+}
+
+// lockAndRecord is deletePaths's last round trip. It locks the listing of
+// a marked NAR that changed since it was read, so that no upload of it
+// begins until the marks are committed, and only then records the paths
+// gone in the change log, whose lock must come last (see queueChanges).
+func lockAndRecord(ctx context.Context, t *txn, gone []string, marked map[string]catalog.NAR) error {
 	var changed []string
 	for _, n := range marked {
 		changed = append(changed, n.ListingKey)
 	}
-	if err := t.lockBlobs(ctx, changed...); err != nil {
-		return nil, nil, err
+	b := &pgx.Batch{}
+	locked := t.queueLock(b, blobLocks, false, changed...)
+	queueChanges(b, gone)
+	if err := t.SendBatch(ctx, b).Close(); err != nil {
+		return err
 	}
-	return marked, orphans, nil
+	locked()
+	return nil
 }
 
 // timeFormat is how refusals print times.

@@ -37,6 +37,12 @@ func loadMigrations() ([]migration, error) {
 // once. It refuses a database that records migrations this binary does not
 // have.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return migrateTo(ctx, pool, 0)
+}
+
+// migrateTo is migrate applying only the migrations numbered up to last
+// (all of them when last is 0), so that tests can build old databases.
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, last int) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -77,7 +83,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			ErrSchemaTooNew, unknown, ms[len(ms)-1].Version)
 	}
 	for _, m := range ms {
-		if slices.Contains(applied, m.Version) {
+		if slices.Contains(applied, m.Version) || (last > 0 && m.Version > last) {
 			continue
 		}
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/internal/pgtest"
 )
 
@@ -164,5 +166,46 @@ func TestOpenHidesPassword(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestMigrateFromVersion1 upgrades a database that has paths but no
+// change log: the log starts empty and records what happens next.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Shared(t).NewDatabase(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateTo(ctx, pool, 1); err != nil {
+		t.Fatalf("applying 0001 only: %v", err)
+	}
+	a, b := hashPart("v1-a"), hashPart("v1-b")
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO nars (id, key, compression, file_hash, file_size, nar_hash, nar_size, created_at)
+		VALUES (1, 'nar/a.nar.zst', 'zstd', 'sha256:fa', 10, 'sha256:na', 20, 1000);
+		INSERT INTO paths (hash_part, store_path, nar_id, nar_hash, nar_size, narinfo, created_at, last_used)
+		VALUES ('`+a+`', '/nix/store/`+a+`-a', 1, 'sha256:na', 20, 'StorePath: a', 1000, 1000),
+			('`+b+`', '/nix/store/`+b+`-b', 1, 'sha256:na', 20, 'StorePath: b', 1000, 1000)`); err != nil {
+		t.Fatalf("writing version 1 rows: %v", err)
+	}
+	pool.Close()
+	if got := migrationRows(t, url); len(got) != 1 || got[1] != 1 {
+		t.Fatalf("schema_migrations before the upgrade = %v, want only version 1", got)
+	}
+
+	c := openURL(t, url)
+	if last, err := c.LastChange(ctx); err != nil || last != 0 {
+		t.Fatalf("LastChange after the upgrade = %d, %v; want 0", last, err)
+	}
+	for _, h := range []string{b, a} {
+		if _, err := c.DeletePath(ctx, h, catalog.DeleteCondition{}); err != nil {
+			t.Fatalf("DeletePath(%s) after the upgrade: %v", h, err)
+		}
+	}
+	changes, err := c.Changes(ctx, 0, 10)
+	if err != nil || len(changes) != 2 || changes[0].HashPart != b || changes[1].HashPart != a {
+		t.Errorf("Changes after deleting %s then %s = %v, %v", b, a, changes, err)
 	}
 }

@@ -38,9 +38,10 @@ func scanPath(row pgx.Row, extra ...any) (catalog.Path, error) {
 // Publish records p in one transaction: it checks that its NAR is ready
 // and its references are published, then inserts it or, when it is
 // already published with the same NarHash, replaces everything but
-// CreatedAt and moves LastUsed forward to p.CreatedAt. The references stay
-// locked until the commit, so none can be deleted in between, and so does
-// the NAR, so that it cannot be marked deleting.
+// CreatedAt and moves LastUsed forward to p.CreatedAt, and records it in
+// the change log. The references stay locked until the commit, so none
+// can be deleted in between, and so does the NAR, so that it cannot be
+// marked deleting.
 func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.PublishOptions) error {
 	refs := slices.Clone(p.References)
 	slices.Sort(refs)
@@ -114,6 +115,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 			b.Queue(`INSERT INTO refs (referrer, reference)
 				SELECT $1, r FROM unnest($2::text[]) AS r ON CONFLICT DO NOTHING`, p.HashPart, refs)
 		}
+		queueChanges(b, []string{p.HashPart}) // last: see queueChanges
 		if err := t.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}

@@ -19,14 +19,18 @@
 //     always locked before blob keys. A DeletePaths batch holds up to two
 //     advisory locks per path: keep batches to hundreds of paths
 //     (max_locks_per_transaction).
+//   - the change log: every transaction that publishes or deletes paths
+//     ends by taking LOCK TABLE narinfo_changes IN EXCLUSIVE MODE, after
+//     every other lock, and holds it only to insert its log rows and
+//     commit, so that log order is commit order (changes.go).
 //
 // Deadlocks (40P01), serialization failures (40001) and connection
 // failures before a commit was sent are retried a few times; a lost
 // connection also resets the pool, whose other idle connections a server
 // restart broke too. Independent statements of a call are pipelined:
-// Publish and DeletePaths (of any number of paths) take four round trips.
-// WalkPaths and WalkGraph read in keyset-paginated batches, one statement
-// each, and hold no connection while their callback runs.
+// Publish takes four round trips and DeletePaths (of any number of paths)
+// five. WalkPaths and WalkGraph read in keyset-paginated batches, one
+// statement each, and hold no connection while their callback runs.
 package postgres
 
 import (

@@ -14,9 +14,10 @@ import (
 const maxNamed = 8
 
 // DeletePath removes a published path, its references, its realisations
-// and, with cond.IgnorePins, its pins, in one write transaction. It refuses
-// with catalog.ErrReferenced (naming referrers), catalog.ErrPinned or
-// catalog.ErrKept, in that order of checks. A pin whose expiry is at or
+// and, with cond.IgnorePins, its pins, in one write transaction that also
+// records it in the change log. It refuses with catalog.ErrReferenced
+// (naming referrers), catalog.ErrPinned or catalog.ErrKept, in that order
+// of checks. A pin whose expiry is at or
 // before a non-zero cond.CreatedBefore (the caller's idea of now) no longer
 // pins and goes with the path; with a zero CreatedBefore every pin counts.
 // The NAR is marked deleting and returned when no path names it any more,
@@ -108,6 +109,9 @@ func deletePath(ctx context.Context, tx *sql.Tx, hashPart string, cond catalog.D
 		if _, err := tx.ExecContext(ctx, q, hashPart); err != nil {
 			return catalog.Deleted{}, err
 		}
+	}
+	if err := recordChange(ctx, tx, hashPart); err != nil {
+		return catalog.Deleted{}, err
 	}
 	d := catalog.Deleted{Path: p}
 

@@ -105,11 +105,19 @@ func TestMigrateFromVersion1(t *testing.T) {
 			t.Errorf("outHash(body of %s) = %q, want %q as the migration computed", id, h, w)
 		}
 	}
-	// Deleting the paths takes their realisations.
+	// The change log starts empty.
+	if last, err := c.LastChange(ctx); err != nil || last != 0 {
+		t.Errorf("LastChange after the upgrade = %d, %v; want 0", last, err)
+	}
+	// Deleting the paths takes their realisations, and is logged.
 	for _, h := range []string{b, a} {
 		if _, err := c.DeletePath(ctx, h, catalog.DeleteCondition{}); err != nil {
 			t.Fatalf("DeletePath(%s): %v", h, err)
 		}
+	}
+	changes, err := c.Changes(ctx, 0, 10)
+	if err != nil || len(changes) != 2 || changes[0].HashPart != b || changes[1].HashPart != a {
+		t.Errorf("Changes after deleting %s then %s = %v, %v", b, a, changes, err)
 	}
 	for id, w := range want {
 		_, err := c.Realisation(ctx, id)
@@ -144,6 +152,8 @@ func TestQueryPlans(t *testing.T) {
 		{`SELECT 1 FROM pins WHERE hash_part = ?`, []any{"x"}, "INDEX pins_hash_part"},
 		{`SELECT 1 FROM nars WHERE state = 'deleting'`, nil, "INDEX nars_state"},
 		{`SELECT 1 FROM paths WHERE nar_id = ?`, []any{1}, "INDEX paths_nar_id"},
+		{`SELECT seq, hash_part FROM narinfo_changes WHERE seq > ? ORDER BY seq LIMIT ?`, []any{0, 10},
+			"INTEGER PRIMARY KEY"},
 	} {
 		rows, err := c.writer.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
 		if err != nil {

@@ -31,7 +31,8 @@ func scanPath(row interface{ Scan(...any) error }) (catalog.Path, error) {
 // Publish records p in one write transaction: it checks that its NAR is
 // ready and its references are published, then inserts it or, when it is
 // already published with the same NarHash, replaces everything but
-// CreatedAt and moves LastUsed forward to p.CreatedAt.
+// CreatedAt and moves LastUsed forward to p.CreatedAt. Either way the
+// change log records it.
 func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.PublishOptions) error {
 	refs := slices.Clone(p.References)
 	slices.Sort(refs)
@@ -87,12 +88,13 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		default:
 			return err
 		}
-		if len(refs) == 0 {
-			return nil
+		if len(refs) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO refs (referrer, reference)
+				SELECT ?, j.value FROM json_each(?) j`, p.HashPart, string(refsJSON)); err != nil {
+				return err
+			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO refs (referrer, reference)
-			SELECT ?, j.value FROM json_each(?) j`, p.HashPart, string(refsJSON))
-		return err
+		return recordChange(ctx, tx, p.HashPart)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: publish %s: %w", p.HashPart, err)
