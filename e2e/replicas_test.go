@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/catalog/postgres"
 	"github.com/nix-cached/cached/internal/nixtest"
 	"github.com/nix-cached/cached/internal/pgtest"
@@ -15,7 +16,8 @@ import (
 
 // TestReplicas runs two `cached serve` processes sharing one PostgreSQL and
 // one S3 bucket, as replicas behind a Service would: a path pushed through
-// one is served by the other at once; killing one mid-upload leaves the
+// one is served by the other within a poll of the change log, even when it
+// remembered the path as missing; killing one mid-upload leaves the
 // cache consistent and the client's retry through the other succeeds; and
 // only one garbage collection runs across them.
 func TestReplicas(t *testing.T) {
@@ -46,8 +48,19 @@ func TestReplicas(t *testing.T) {
 	top := builder.Build(closureExpr("replicas-" + nixtest.Nonce()))[0]
 	closure := builder.Closure(top)
 	want := hashes(t, builder, closure)
+	// Replica b is asked first and remembers the miss (its narinfo
+	// cache); it learns of the push from the change log within a poll.
+	topInfo := "/" + filepath.Base(top)[:32] + ".narinfo"
+	if code, _ := c.get(topInfo, ""); code != 404 {
+		t.Fatalf("narinfo of an unpushed path: %d", code)
+	}
 	if stderr, err := push(a, top); err != nil {
 		t.Fatalf("push through replica a: %v\n%s", err, stderr)
+	}
+	pushed := time.Now()
+	waitFor(t, func() bool { code, _ := c.get(topInfo, ""); return code == 200 })
+	if took := time.Since(pushed); took > catalog.MaxNarInfoAge {
+		t.Errorf("replica b answered the remembered miss for %v after the push", took)
 	}
 	deleteLocally(t, builder, closure)
 	substitute(t, c.URL, pub, top, want)

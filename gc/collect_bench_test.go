@@ -163,7 +163,7 @@ func BenchmarkCollect(b *testing.B) {
 	if err := cat.Close(); err != nil {
 		b.Fatal(err)
 	}
-	opt := Options{Now: func() time.Time { return benchNow }, Holder: "bench", Logger: slog.New(slog.DiscardHandler)}
+	opt := Options{BlobGrace: -1, Now: func() time.Time { return benchNow }, Holder: "bench", Logger: slog.New(slog.DiscardHandler)}
 
 	b.Run("Plan", func(b *testing.B) {
 		cat, err := sqlite.Open(ctx, base)

@@ -29,6 +29,9 @@ type pushed struct {
 func (f *fixture) collector(opt Options) *Collector {
 	f.t.Helper()
 	opt.Now = f.clock.Now
+	if opt.BlobGrace == 0 {
+		opt.BlobGrace = -1
+	}
 	if opt.Holder == "" {
 		opt.Holder = "test-" + f.t.Name()
 	}

@@ -46,6 +46,7 @@ type Options struct {
 	Now         func() time.Time // clock (default time.Now)
 	Holder      string           // names this process in the lock (default "<hostname>:<pid>")
 	Logger      *slog.Logger     // default slog.Default()
+	BlobGrace   time.Duration    // how long blobs outlive their paths' deletion (default catalog.BlobGrace; negative: not at all)
 }
 
 // Collector removes dead paths, expired uploads and orphan blobs.

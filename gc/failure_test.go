@@ -178,7 +178,7 @@ func TestCollectCouldNotTell(t *testing.T) {
 			e := f.node("e")
 			d := f.node("d", "e")
 			f.clock.Advance(400 * day)
-			col, err := New(failingCatalog{f.cat, tt.op}, f.store, Options{Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
+			col, err := New(failingCatalog{f.cat, tt.op}, f.store, Options{BlobGrace: -1, Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -254,7 +254,7 @@ func TestCollectLockLost(t *testing.T) {
 	f := newFixture(t, ingest.ModeZstd)
 	d := f.node("d")
 	f.clock.Advance(400 * day)
-	col, err := New(&lockStealer{Catalog: f.cat}, f.store, Options{Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
+	col, err := New(&lockStealer{Catalog: f.cat}, f.store, Options{BlobGrace: -1, Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestCollectPublishedDuringRun(t *testing.T) {
 	old := f.node("old")
 	f.clock.Advance(400 * day)
 	young := f.node("young", "old")
-	col, err := New(youngUnused{f.cat}, f.store, Options{Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
+	col, err := New(youngUnused{f.cat}, f.store, Options{BlobGrace: -1, Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

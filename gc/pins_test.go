@@ -81,7 +81,7 @@ func TestCollectPinExpiry(t *testing.T) {
 	expires := f.clock.Now().Add(30 * day)
 	f.pin("tmp", x, 0, expires)
 	cat := f.cat
-	col, err := New(cat, f.store, Options{Retention: 10 * day, Now: f.clock.Now, Holder: "t",
+	col, err := New(cat, f.store, Options{BlobGrace: -1, Retention: 10 * day, Now: f.clock.Now, Holder: "t",
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestCollectExpiredPinRenewed(t *testing.T) {
 	f.pin("tmp", x, 0, f.clock.Now().Add(day))
 	f.clock.Advance(400 * day)
 	cat := f.cat
-	col, err := New(cat, f.store, Options{Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
+	col, err := New(cat, f.store, Options{BlobGrace: -1, Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func TestCollectLocked(t *testing.T) {
 	}
 	defer cat2.Close()
 	col := f.collector(Options{Holder: "host-a:1"})
-	other, err := New(cat2, f.store, Options{Holder: "host-b:2", Now: f.clock.Now, Logger: col.opt.Logger})
+	other, err := New(cat2, f.store, Options{BlobGrace: -1, Holder: "host-b:2", Now: f.clock.Now, Logger: col.opt.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

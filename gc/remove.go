@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nix-cached/cached/catalog"
 )
@@ -24,26 +25,42 @@ const forceAttempts = 5
 func (c *Collector) RemovePath(ctx context.Context, hashPart string, force bool) ([]Doomed, error) {
 	var out []Doomed
 	err := c.locked(ctx, func(ctx context.Context) error {
-		if force {
-			return c.removeWithReferrers(ctx, hashPart, &out)
+		var b burial
+		err := c.removePath(ctx, hashPart, force, &b, &out)
+		if len(b.dels) == 0 {
+			return err
 		}
-		del, err := c.cat.DeletePath(ctx, hashPart, catalog.DeleteCondition{})
-		switch {
-		case errors.Is(err, catalog.ErrReferenced):
-			return c.referencedError(ctx, hashPart, err)
-		case errors.Is(err, catalog.ErrPinned):
-			return fmt.Errorf("gc: %s is pinned (remove its pins first, or force): %w",
-				c.storePath(ctx, hashPart), catalog.ErrPinned)
-		case err != nil:
-			return fmt.Errorf("gc: removing %s: %w", hashPart, err)
+		// The paths are gone: their blobs go after the grace, even when
+		// a later removal failed.
+		if werr := sleepUntil(ctx, time.Now().Add(c.grace())); werr != nil {
+			return errors.Join(err, fmt.Errorf("gc: waiting to delete blobs: %w", werr))
 		}
-		return c.removed(ctx, del, "removed on request", &out)
+		return errors.Join(err, c.bury(ctx, b, &Result{}))
 	})
 	return out, err
 }
 
-// removed reports a path RemovePath deleted and deletes its blobs.
-func (c *Collector) removed(ctx context.Context, del catalog.Deleted, reason string, out *[]Doomed) error {
+// removePath is RemovePath under the lock; what it deleted is added to b.
+func (c *Collector) removePath(ctx context.Context, hashPart string, force bool, b *burial, out *[]Doomed) error {
+	if force {
+		return c.removeWithReferrers(ctx, hashPart, b, out)
+	}
+	del, err := c.cat.DeletePath(ctx, hashPart, catalog.DeleteCondition{})
+	switch {
+	case errors.Is(err, catalog.ErrReferenced):
+		return c.referencedError(ctx, hashPart, err)
+	case errors.Is(err, catalog.ErrPinned):
+		return fmt.Errorf("gc: %s is pinned (remove its pins first, or force): %w",
+			c.storePath(ctx, hashPart), catalog.ErrPinned)
+	case err != nil:
+		return fmt.Errorf("gc: removing %s: %w", hashPart, err)
+	}
+	c.removed(ctx, del, "removed on request", b, out)
+	return nil
+}
+
+// removed reports a path RemovePath deleted and adds its blobs to b.
+func (c *Collector) removed(ctx context.Context, del catalog.Deleted, reason string, b *burial, out *[]Doomed) {
 	d := Doomed{
 		HashPart:  del.Path.HashPart,
 		StorePath: del.Path.StorePath,
@@ -57,8 +74,8 @@ func (c *Collector) removed(ctx context.Context, del catalog.Deleted, reason str
 		d.FileSize = n.FileSize // still named by another path
 	}
 	*out = append(*out, d)
+	b.dels = append(b.dels, del)
 	c.opt.Logger.Info("gc: removed a path", "path", d.StorePath, "reason", reason)
-	return c.dropBlobs(ctx, del, nil)
 }
 
 // storePath returns the store path of hashPart for a message, or the hash
@@ -92,7 +109,7 @@ func (c *Collector) referencedError(ctx context.Context, hashPart string, err er
 
 // removeWithReferrers removes hashPart and everything that references it,
 // starting over when a referrer appears meanwhile.
-func (c *Collector) removeWithReferrers(ctx context.Context, hashPart string, out *[]Doomed) error {
+func (c *Collector) removeWithReferrers(ctx context.Context, hashPart string, b *burial, out *[]Doomed) error {
 	for attempt := 0; attempt < forceAttempts; attempt++ {
 		order, err := c.referrerClosure(ctx, hashPart)
 		if err != nil {
@@ -123,9 +140,7 @@ func (c *Collector) removeWithReferrers(ctx context.Context, hashPart string, ou
 			if p.HashPart != hashPart {
 				reason = "depends on " + target + ", removed on request"
 			}
-			if err := c.removed(ctx, del, reason, out); err != nil {
-				return err
-			}
+			c.removed(ctx, del, reason, b, out)
 		}
 		if !again {
 			return nil

@@ -140,7 +140,7 @@ func TestRemovePathRacingPush(t *testing.T) {
 	a := f.node("a", "b")
 	var late pushed
 	cat := &racingReferrer{Catalog: f.cat, target: b.HashPart, push: func() { late = f.node("late", "b") }}
-	col, err := New(cat, f.store, Options{Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
+	col, err := New(cat, f.store, Options{BlobGrace: -1, Now: f.clock.Now, Holder: "t", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

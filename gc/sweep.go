@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/storage"
@@ -15,10 +16,14 @@ const sweepBatch = 256
 // sweep removes the planned paths in order, a batch per transaction. A
 // path the catalog refuses to delete because it became live (referenced,
 // pinned, published or used since the plan) is kept; any other failure
-// ends the sweep. Blobs go after the batch's transaction, and the NAR
-// records they belonged to are dropped after their blobs.
+// ends the sweep. A batch's blobs go BlobGrace after its transaction (the
+// next batches are deleted meanwhile), and the NAR records they belonged
+// to are dropped after their blobs.
 func (c *Collector) sweep(ctx context.Context, ps *planState, res *Result) error {
 	cond := catalog.DeleteCondition{CreatedBefore: ps.Started, UsedBefore: ps.Cutoff}
+	// A failure leaves the NARs of unburied batches deleting, for the
+	// next run to finish.
+	var buried []burial
 	for start := 0; start < len(ps.Remove); start += sweepBatch {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("gc: sweeping: %w", context.Cause(ctx))
@@ -32,8 +37,7 @@ func (c *Collector) sweep(ctx context.Context, ps *planState, res *Result) error
 		if err != nil {
 			return fmt.Errorf("gc: removing paths: %w", err)
 		}
-		var drop []string
-		var blobErrs []error
+		b := burial{due: time.Now().Add(c.grace())}
 		for i, r := range results {
 			d := batch[i]
 			switch {
@@ -47,62 +51,102 @@ func (c *Collector) sweep(ctx context.Context, ps *planState, res *Result) error
 			}
 			res.Removed++
 			c.opt.Logger.Debug("gc: removed", "path", d.StorePath, "reason", d.Reason)
-			// The paths are gone from the catalog: try every blob of the
-			// batch even after a failure, since a NAR left deleting is
-			// finished by the next run but nothing remembers a build log.
-			if err := c.deleteLog(ctx, r.OrphanLog); err != nil {
-				blobErrs = append(blobErrs, err)
-			}
-			if r.NAR != nil {
-				n, err := c.deleteNARBlobs(ctx, *r.NAR)
-				if err != nil {
-					blobErrs = append(blobErrs, err)
-					continue
-				}
-				drop = append(drop, r.NAR.Key)
-				res.NARsRemoved++
-				res.BytesRemoved += n
-			}
+			b.dels = append(b.dels, r.Deleted)
 		}
-		if len(drop) > 0 {
-			if err := c.cat.DropNARs(ctx, drop); err != nil {
-				return fmt.Errorf("gc: dropping %d NAR records: %w", len(drop), err)
+		buried = append(buried, b)
+		for len(buried) > 0 && !time.Now().Before(buried[0].due) {
+			if err := c.bury(ctx, buried[0], res); err != nil {
+				return err
 			}
-		}
-		switch len(blobErrs) {
-		case 0:
-		case 1:
-			return blobErrs[0]
-		default:
-			return fmt.Errorf("%w (and %d more deletions failed)", blobErrs[0], len(blobErrs)-1)
+			buried = buried[1:]
 		}
 	}
+	for len(buried) > 0 {
+		if err := sleepUntil(ctx, buried[0].due); err != nil {
+			return fmt.Errorf("gc: waiting to delete blobs: %w", err)
+		}
+		if err := c.bury(ctx, buried[0], res); err != nil {
+			return err
+		}
+		buried = buried[1:]
+	}
 	return nil
+}
+
+// burial is what one transaction's path deletions left to delete in
+// storage, and when that may happen.
+type burial struct {
+	due  time.Time
+	dels []catalog.Deleted
+}
+
+// grace is how long blobs outlive the deletion of their paths: longer
+// than any process serves a narinfo from memory (catalog.BlobGrace).
+func (c *Collector) grace() time.Duration {
+	switch {
+	case c.opt.BlobGrace < 0:
+		return 0
+	case c.opt.BlobGrace == 0:
+		return catalog.BlobGrace
+	}
+	return c.opt.BlobGrace
+}
+
+// sleepUntil waits until t or the end of ctx.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// bury deletes the blobs a burial holds: every blob even after a failure,
+// since a NAR left deleting is finished by the next run but nothing
+// remembers a build log. The NAR records go after their blobs.
+func (c *Collector) bury(ctx context.Context, b burial, res *Result) error {
+	var drop []string
+	var blobErrs []error
+	for _, del := range b.dels {
+		if err := c.deleteLog(ctx, del.OrphanLog); err != nil {
+			blobErrs = append(blobErrs, err)
+		}
+		if del.NAR != nil {
+			n, err := c.deleteNARBlobs(ctx, *del.NAR)
+			if err != nil {
+				blobErrs = append(blobErrs, err)
+				continue
+			}
+			drop = append(drop, del.NAR.Key)
+			res.NARsRemoved++
+			res.BytesRemoved += n
+		}
+	}
+	if len(drop) > 0 {
+		if err := c.cat.DropNARs(ctx, drop); err != nil {
+			return fmt.Errorf("gc: dropping %d NAR records: %w", len(drop), err)
+		}
+	}
+	switch len(blobErrs) {
+	case 0:
+		return nil
+	case 1:
+		return blobErrs[0]
+	}
+	return fmt.Errorf("%w (and %d more deletions failed)", blobErrs[0], len(blobErrs)-1)
 }
 
 // keep records a planned path the catalog refused to delete.
 func (c *Collector) keep(res *Result, d Doomed, why string) {
 	res.Kept = append(res.Kept, d)
 	c.opt.Logger.Info("gc: kept a path that became live during the collection", "path", d.StorePath, "why", why)
-}
-
-// dropBlobs deletes what a path deletion left to delete in storage: its
-// NAR (when no path names it any more) and its build log. It tries both
-// before it reports a failure: a NAR left deleting is finished by the next
-// run, but nothing remembers an orphan log.
-func (c *Collector) dropBlobs(ctx context.Context, del catalog.Deleted, res *Result) error {
-	logErr := c.deleteLog(ctx, del.OrphanLog)
-	if del.NAR != nil {
-		n, err := c.deleteNAR(ctx, *del.NAR)
-		if err != nil {
-			return errors.Join(err, logErr)
-		}
-		if res != nil {
-			res.NARsRemoved++
-			res.BytesRemoved += n
-		}
-	}
-	return logErr
 }
 
 // deleteLog deletes the build log of a derivation no path claims any more.
@@ -182,6 +226,12 @@ func (c *Collector) finishDeleting(ctx context.Context, res *Result) error {
 	nars, err := c.cat.DeletingNARs(ctx)
 	if err != nil {
 		return fmt.Errorf("gc: listing NARs being deleted: %w", err)
+	}
+	if len(nars) > 0 {
+		// Their paths may have been deleted just before a crash.
+		if err := sleepUntil(ctx, time.Now().Add(c.grace())); err != nil {
+			return fmt.Errorf("gc: waiting to delete blobs: %w", err)
+		}
 	}
 	for _, n := range nars {
 		size, err := c.deleteNAR(ctx, n)

@@ -95,10 +95,21 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.cfg.Metrics.NarInfo(true)
 	s.cfg.Usage.Path(hash)
-	w.Header().Set("Cache-Control", s.cacheControl(false))
-	writeSmall(w, r, typeNarInfo, text)
+	// The hot path sets its headers directly: the values are shared,
+	// read-only slices, and the keys already canonical.
+	h := w.Header()
+	h["Content-Type"] = narInfoType
+	h["Cache-Control"] = s.narInfoCache
+	h["Content-Length"] = []string{strconv.Itoa(len(text))}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, text)
+	}
 	return nil
 }
+
+// narInfoType is the Content-Type header of every narinfo.
+var narInfoType = []string{typeNarInfo}
 
 // serveBlob streams a stored object with Range, HEAD and conditional
 // request support. On disk the object is an *os.File, so the bytes go out

@@ -58,6 +58,8 @@ type Server struct {
 	keys    string // the /public-key body
 	router  chi.Router
 	private bool // reads need a token: responses must not be cached publicly
+	// narInfoCache is the Cache-Control header of narinfos.
+	narInfoCache []string
 }
 
 // New returns a server over the given catalog, storage and ingester.
@@ -88,6 +90,7 @@ func New(cfg Config, cat catalog.Catalog, store storage.Store, ing *ingest.Inges
 		keys.WriteString(k.String() + "\n")
 	}
 	s.keys = keys.String()
+	s.narInfoCache = []string{s.cacheControl(false)}
 	s.routes()
 	return s, nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/infocache"
 	"github.com/nix-cached/cached/gc"
 	"github.com/nix-cached/cached/ingest"
 	"github.com/nix-cached/cached/internal/logbuf"
@@ -56,6 +57,7 @@ type serveFlags struct {
 	logLevel        string
 	logFormat       string
 	logFlush        time.Duration
+	narinfoCache    int64
 	s3Redirect      bool
 }
 
@@ -81,6 +83,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
 	f.logFlush = 100 * time.Millisecond
 	fs.Var(durationFlag{&f.logFlush}, "log-flush", "write log lines out in batches this often (0: each line at once)")
+	f.narinfoCache = infocache.DefaultMaxBytes
+	fs.Var(sizeFlag{&f.narinfoCache}, "narinfo-cache", "`memory` for narinfos (and known misses) kept in memory, followed through the catalog's change log (0: none)")
 	return fs, f
 }
 
@@ -134,6 +138,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer b.Close()
+	if f.narinfoCache > 0 {
+		// Everything below, the collector included, goes through the
+		// cache, so what this process publishes or deletes is forgotten
+		// at once; what others do, within a poll of the change log.
+		b.cat = infocache.New(ctx, b.cat, infocache.Options{MaxBytes: f.narinfoCache, Logger: log})
+	}
 
 	keys, err := loadOrCreateKeys(f, stdout)
 	if err != nil {
