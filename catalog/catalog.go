@@ -227,6 +227,10 @@ type Catalog interface {
 	// in place: it records a pending NAR (or renews the CreatedAt of an
 	// existing one) so that no deletion touches them, and fails with
 	// ErrBusy while a record of either key is being deleted.
+	//
+	// BeginNAR and PutNAR need not be durable when they return: a power
+	// failure may undo them until a later Publish commits, which makes
+	// them durable with it. They only matter to the narinfo that follows.
 	BeginNAR(ctx context.Context, key, listingKey string, at time.Time) error
 	// PutNAR records an uploaded NAR as ready (or renews the lease of an
 	// existing one with the same Key, updating its fields) and points each

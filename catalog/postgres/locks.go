@@ -118,3 +118,14 @@ func (t *txn) lockNAR(ctx context.Context, key string) (int64, string, error) {
 		}
 	}
 }
+
+// lazyCommit lets the transaction commit without waiting for its WAL to
+// reach the disk, for records that need not survive a crash of the
+// database by themselves (BeginNAR, PutNAR): the Publish that claims the
+// NAR commits synchronously, which flushes the WAL up to it and so makes
+// them durable too. A crash in between loses what no client was
+// promised: Nix uploads the NAR again with its narinfo.
+func (t *txn) lazyCommit(ctx context.Context) error {
+	_, err := t.Exec(ctx, `SET LOCAL synchronous_commit = off`)
+	return err
+}

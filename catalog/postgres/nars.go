@@ -59,6 +59,9 @@ func checkNotDeleting(ctx context.Context, t *txn, key, listingKey string) error
 // being deleted.
 func (c *Catalog) BeginNAR(ctx context.Context, key, listingKey string, at time.Time) error {
 	err := c.write(ctx, func(t *txn) error {
+		if err := t.lazyCommit(ctx); err != nil {
+			return err
+		}
 		if err := t.lockBlobs(ctx, key, listingKey); err != nil {
 			return err
 		}
@@ -89,6 +92,9 @@ func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) 
 	slices.Sort(names)
 	names = slices.Compact(names)
 	err := c.write(ctx, func(t *txn) error {
+		if err := t.lazyCommit(ctx); err != nil {
+			return err
+		}
 		if err := t.lockBlobs(ctx, n.Key, n.ListingKey); err != nil {
 			return err
 		}

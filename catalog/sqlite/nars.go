@@ -66,7 +66,7 @@ func checkNotDeleting(ctx context.Context, tx *sql.Tx, key, listingKey string) e
 // PutNAR records it. It fails with catalog.ErrBusy while either key is
 // being deleted.
 func (c *Catalog) BeginNAR(ctx context.Context, key, listingKey string, at time.Time) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	err := c.writeLazy(ctx, func(tx *sql.Tx) error {
 		if err := checkNotDeleting(ctx, tx, key, listingKey); err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func (c *Catalog) BeginNAR(ctx context.Context, key, listingKey string, at time.
 // with the same key, and points each alias at it. It fails with
 // catalog.ErrBusy while its key or listing key is being deleted.
 func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	err := c.writeLazy(ctx, func(tx *sql.Tx) error {
 		if err := checkNotDeleting(ctx, tx, n.Key, n.ListingKey); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -180,6 +181,40 @@ func (c *Catalog) Close() error {
 // returns nil.
 func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := c.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback() //nolint:errcheck // fn's error is the one that matters
+		return err
+	}
+	return tx.Commit()
+}
+
+// writeLazy is write for a record that need not survive a power failure
+// by itself (BeginNAR, PutNAR): the commit does not wait for the disk
+// (synchronous=NORMAL; in WAL mode it is still atomic, and survives a
+// crash of the process), and the next durable commit, the Publish that
+// claims the NAR, makes it durable with its own fsync of the WAL. A
+// power failure in between loses what no client was promised: Nix
+// uploads the NAR again with its narinfo.
+func (c *Catalog) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
+	conn, err := c.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return err
+	}
+	defer func() {
+		// Durable again before the connection serves another write; a
+		// connection that cannot be put back is thrown away.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // discards the connection
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

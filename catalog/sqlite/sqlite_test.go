@@ -306,3 +306,44 @@ func TestLookupNARPrefersKeyOverAlias(t *testing.T) {
 		t.Errorf("LookupNAR(%s) = NAR %s, want the NAR stored under that key", a.Key, got.Key)
 	}
 }
+
+// BeginNAR and PutNAR commit without an fsync, and leave the writer
+// connection durable (synchronous=FULL) for the next write, also when
+// they fail or their context is cancelled.
+func TestLazyWritesRestoreSync(t *testing.T) {
+	c := openT(t, filepath.Join(t.TempDir(), "catalog.db"))
+	ctx := context.Background()
+	full := func(when string) {
+		t.Helper()
+		var mode int
+		if err := c.writer.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != 2 {
+			t.Errorf("after %s the writer's synchronous is %d, want 2 (FULL)", when, mode)
+		}
+	}
+	key := "nar/" + catalogtest.FakeHash("lazy", 52) + ".nar.zst"
+	if err := c.BeginNAR(ctx, key, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	full("BeginNAR")
+	n := catalog.NAR{Key: key, Compression: "zstd", FileHash: "sha256:x", FileSize: 1, NarHash: "sha256:y", NarSize: 2, CreatedAt: time.Now()}
+	if err := c.PutNAR(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	full("PutNAR")
+	if _, ok, err := c.MarkNARDeleting(ctx, key, time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("MarkNARDeleting: %v %v", ok, err)
+	}
+	if err := c.PutNAR(ctx, n); !errors.Is(err, catalog.ErrBusy) {
+		t.Fatalf("PutNAR of a NAR being deleted: %v, want ErrBusy", err)
+	}
+	full("a refused PutNAR")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.BeginNAR(cancelled, key+"x", "", time.Now()); err == nil {
+		t.Fatal("BeginNAR with a cancelled context succeeded")
+	}
+	full("a cancelled BeginNAR")
+}
