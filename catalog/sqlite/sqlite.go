@@ -48,6 +48,28 @@ const stmtCacheSize = 32
 // file. Memory is taken only as pages are touched.
 const writerCacheKiB = 64 << 10
 
+// walCheckpointPages is how many pages the WAL grows to before a commit
+// copies it back into the database (SQLite's default is 1,000). A
+// collection dirties pages all over a large database; checkpointing
+// every 4 MiB wrote each of them out again and again, with an fsync of
+// the database each time: at a million paths, 256 MiB halves the time
+// of a collection (133 s to 75 s) and the system time (80 s to 31 s).
+// Pushes rarely cross it, and the WAL file is reused, not grown.
+const walCheckpointPages = 65536
+
+// writerDriver is go-sqlite3 with the settings of the writing connection
+// that its DSN cannot carry, applied to every connection it opens.
+const writerDriver = "sqlite3-cached-writer"
+
+func init() {
+	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			_, err := c.Exec(fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, walCheckpointPages), nil)
+			return err
+		},
+	})
+}
+
 // Catalog is a catalog.Catalog stored in one SQLite database file.
 type Catalog struct {
 	path    string
@@ -78,7 +100,7 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 
 func (c *Catalog) open(ctx context.Context) error {
 	var err error
-	c.writer, err = sql.Open("sqlite3", dsn(c.path, url.Values{
+	c.writer, err = sql.Open(writerDriver, dsn(c.path, url.Values{
 		"_txlock":          {"immediate"},
 		"_synchronous":     {"FULL"},
 		"_foreign_keys":    {"1"},

@@ -347,3 +347,16 @@ func TestLazyWritesRestoreSync(t *testing.T) {
 	}
 	full("a cancelled BeginNAR")
 }
+
+// The writer checkpoints the WAL every walCheckpointPages, not SQLite's
+// 1,000, on every connection it opens.
+func TestWriterCheckpointPages(t *testing.T) {
+	c := openT(t, filepath.Join(t.TempDir(), "catalog.db"))
+	var pages int
+	if err := c.writer.QueryRowContext(context.Background(), `PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if pages != walCheckpointPages {
+		t.Errorf("wal_autocheckpoint = %d, want %d", pages, walCheckpointPages)
+	}
+}
