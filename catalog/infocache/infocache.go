@@ -27,7 +27,7 @@ import (
 
 // Defaults.
 const (
-	DefaultMaxBytes = 64 << 20
+	DefaultMaxBytes = 32 << 20
 	DefaultPoll     = 250 * time.Millisecond
 	// pollPage is how many changes one query of the log reads.
 	pollPage = 4096

