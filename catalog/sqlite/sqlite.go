@@ -202,7 +202,15 @@ func (c *Catalog) Close() error {
 // write runs fn in one immediate write transaction and commits it when fn
 // returns nil.
 func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := c.writer.BeginTx(ctx, nil)
+	return inTx(ctx, c.writer, fn)
+}
+
+// inTx runs fn in a transaction begun on db (a pool or one connection)
+// and commits it when fn returns nil.
+func inTx(ctx context.Context, db interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -236,15 +244,7 @@ func (c *Catalog) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
 			conn.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // discards the connection
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback() //nolint:errcheck // fn's error is the one that matters
-		return err
-	}
-	return tx.Commit()
+	return inTx(ctx, conn, fn)
 }
 
 // read runs fn in one read transaction on the reader pool, so that all its
