@@ -44,10 +44,11 @@ func (s *Server) cacheControl(immutable bool) string {
 }
 
 // writeSmall sends a small in-memory body (HEAD gets only the headers).
+// The keys are canonical already, so the headers are set directly.
 func writeSmall(w http.ResponseWriter, r *http.Request, ctype, body string) {
 	h := w.Header()
-	h.Set("Content-Type", ctype)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = []string{ctype}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = io.WriteString(w, body)
@@ -95,21 +96,10 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.cfg.Metrics.NarInfo(true)
 	s.cfg.Usage.Path(hash)
-	// The hot path sets its headers directly: the values are shared,
-	// read-only slices, and the keys already canonical.
-	h := w.Header()
-	h["Content-Type"] = narInfoType
-	h["Cache-Control"] = s.narInfoCache
-	h["Content-Length"] = []string{strconv.Itoa(len(text))}
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = io.WriteString(w, text)
-	}
+	w.Header()["Cache-Control"] = s.narInfoCache // shared, read-only
+	writeSmall(w, r, typeNarInfo, text)
 	return nil
 }
-
-// narInfoType is the Content-Type header of every narinfo.
-var narInfoType = []string{typeNarInfo}
 
 // serveBlob streams a stored object with Range, HEAD and conditional
 // request support. On disk the object is an *os.File, so the bytes go out
