@@ -8,26 +8,44 @@ import (
 // WalkBatches serves WalkGraph and WalkPaths in implementations that read
 // by keyset pagination: read returns up to size items whose key (hash
 // part) sorts after after, in key order, and WalkBatches calls fn for each
-// until a batch comes back short. Read errors are wrapped with what (e.g.
+// until a batch comes back short. The next batch is read while fn goes
+// through the current one. Read errors are wrapped with what (e.g.
 // "sqlite catalog: walk graph") and the position; an error from fn stops
-// the walk and is returned as is.
+// the walk and is returned as is, once the read under way has ended.
 func WalkBatches[T any](what string, size int, key func(T) string, read func(after string) ([]T, error), fn func(T) error) error {
-	after := ""
-	for {
-		batch, err := read(after)
-		if err != nil {
-			return fmt.Errorf("%s after %q: %w", what, after, err)
+	type result struct {
+		after string
+		batch []T
+		err   error
+	}
+	fetch := func(after string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			batch, err := read(after)
+			ch <- result{after, batch, err}
+		}()
+		return ch
+	}
+	next := fetch("")
+	for next != nil {
+		r := <-next
+		if r.err != nil {
+			return fmt.Errorf("%s after %q: %w", what, r.after, r.err)
 		}
-		for _, item := range batch {
+		next = nil
+		if len(r.batch) >= size {
+			next = fetch(key(r.batch[len(r.batch)-1]))
+		}
+		for _, item := range r.batch {
 			if err := fn(item); err != nil {
+				if next != nil {
+					<-next
+				}
 				return err
 			}
 		}
-		if len(batch) < size {
-			return nil
-		}
-		after = key(batch[len(batch)-1])
 	}
+	return nil
 }
 
 // NodeKey is a GraphNode's key for WalkBatches.

@@ -204,10 +204,12 @@ type Plan struct {
 // Result is what a collection did.
 type Result struct {
 	Plan
-	Removed      int      // paths removed
-	Kept         []Doomed // planned but refused at deletion: they became live meanwhile
-	NARsRemoved  int      // NAR records whose blobs were deleted (leftovers of an earlier run included)
-	BytesRemoved int64    // NAR and listing bytes deleted from storage
+	Removed      int           // paths removed
+	Kept         []Doomed      // planned but refused at deletion: they became live meanwhile
+	NARsRemoved  int           // NAR records whose blobs were deleted (leftovers of an earlier run included)
+	BytesRemoved int64         // NAR and listing bytes deleted from storage
+	Planning     time.Duration // how long the plan took
+	Sweeping     time.Duration // how long removing the plan took, blob grace included
 }
 
 // Plan returns what Run would remove now, without changing anything.
@@ -230,7 +232,8 @@ func (c *Collector) Run(ctx context.Context) (Result, error) {
 		if err == nil {
 			c.opt.Logger.Info("gc: collection done", "paths_removed", res.Removed, "kept", len(res.Kept),
 				"nars_removed", res.NARsRemoved, "bytes_removed", res.BytesRemoved,
-				"live_paths", res.LivePaths, "live_bytes", res.LiveBytes, "over_quota", res.OverQuota)
+				"live_paths", res.LivePaths, "live_bytes", res.LiveBytes, "over_quota", res.OverQuota,
+				"planning", res.Planning.Round(time.Millisecond), "sweeping", res.Sweeping.Round(time.Millisecond))
 		}
 		if res.Started.IsZero() {
 			res.Started = started
@@ -263,11 +266,14 @@ func (c *Collector) Run(ctx context.Context) (Result, error) {
 
 // run plans and sweeps, filling res as it goes.
 func (c *Collector) run(ctx context.Context, res *Result) error {
+	start := time.Now()
 	ps, err := c.plan(ctx)
 	if err != nil {
 		return err
 	}
 	res.Plan = ps.Plan
+	res.Planning = time.Since(start)
+	defer func(start time.Time) { res.Sweeping = time.Since(start) }(time.Now())
 	if c.afterPlan != nil {
 		c.afterPlan(ctx)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // sweepBatch is how many paths one catalog transaction deletes.
-const sweepBatch = 256
+const sweepBatch = 1024
 
 // sweep removes the planned paths in order, a batch per transaction. A
 // path the catalog refuses to delete because it became live (referenced,

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/internal/deletion"
 )
 
 // queueChanges queues on b, as the last statement of a write transaction,
@@ -102,7 +103,7 @@ func (c *Catalog) PruneChanges(ctx context.Context, before time.Time) (int64, er
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("postgres catalog: prune changes before %s: %w", before.Format(timeFormat), err)
+		return 0, fmt.Errorf("postgres catalog: prune changes before %s: %w", before.Format(deletion.TimeFormat), err)
 	}
 	return n, nil
 }

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/internal/deletion"
 )
-
-// maxNamed is how many referrers a refusal of DeletePath names.
-const maxNamed = 8
 
 // DeletePath removes a published path, its references, its realisations
 // and, with cond.IgnorePins, its pins, in one transaction. It refuses with
@@ -62,16 +59,6 @@ func (c *Catalog) DeletePaths(ctx context.Context, hashParts []string, cond cata
 	return res, nil
 }
 
-// victim is what deletePaths reads of a path before judging it.
-type victim struct {
-	path    catalog.Path
-	listing string   // its NAR's listing key
-	outside int      // referrers outside the batch, itself excluded
-	named   []string // the first maxNamed+1 of them
-	inside  []string // referrers in the batch, itself excluded
-	pins    []string // names of the pins that keep it
-}
-
 // deletePaths is DeletePaths inside t, in three round trips. The first
 // locks the paths' rows (in hash-part order) and then reads their
 // referrers and pins, which no other transaction can add to until t ends.
@@ -82,90 +69,18 @@ type victim struct {
 // or a deriver goes with the last path of the batch that had it, as it
 // would one deletion at a time.
 func deletePaths(ctx context.Context, t *txn, hashParts []string, cond catalog.DeleteCondition) ([]catalog.DeleteResult, error) {
-	found, err := readVictims(ctx, t, hashParts, cond)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]catalog.DeleteResult, len(hashParts))
-	deleted := map[string]bool{}
-	var gone, keys, listings, derivers []string
-	for i, h := range hashParts {
-		v, ok := found[h]
-		if !ok || deleted[h] {
-			out[i].Err = catalog.ErrNotFound
-			continue
-		}
-		if out[i].Err = judge(v, deleted, cond); out[i].Err != nil {
-			continue
-		}
-		deleted[h] = true
-		out[i].Path = v.path
-		gone = append(gone, h)
-		keys = append(keys, v.path.NARKey)
-		listings = append(listings, v.listing)
-		if v.path.Deriver != "" {
-			derivers = append(derivers, v.path.Deriver)
-		}
-	}
-	if len(gone) == 0 {
-		return out, nil
-	}
-	marked, orphans, err := removeVictims(ctx, t, gone, keys, listings, derivers, cond)
-	if err != nil {
-		return nil, err
-	}
-	for i := len(out) - 1; i >= 0; i-- { // the last path to have them takes them
-		if out[i].Err != nil {
-			continue
-		}
-		if n, ok := marked[out[i].Path.NARKey]; ok {
-			out[i].NAR = &n
-			delete(marked, out[i].Path.NARKey)
-		}
-		if d := out[i].Path.Deriver; d != "" && orphans[d] {
-			out[i].OrphanLog = d
-			delete(orphans, d)
-		}
-	}
-	return out, nil
-}
-
-// judge returns the refusal of a path's deletion, after the paths in
-// deleted are gone, or nil.
-func judge(v *victim, deleted map[string]bool, cond catalog.DeleteCondition) error {
-	refs := slices.Clone(v.named)
-	total := v.outside
-	for _, r := range v.inside {
-		if !deleted[r] {
-			refs = append(refs, r)
-			total++
-		}
-	}
-	slices.Sort(refs)
-	p := v.path
-	switch {
-	case total > maxNamed:
-		return fmt.Errorf("%w: by %s and %d more", catalog.ErrReferenced,
-			strings.Join(refs[:maxNamed], " "), total-maxNamed)
-	case total > 0:
-		return fmt.Errorf("%w: by %s", catalog.ErrReferenced, strings.Join(refs, " "))
-	case len(v.pins) > 0:
-		return fmt.Errorf("%w: by %s", catalog.ErrPinned, strings.Join(v.pins, " "))
-	case !cond.CreatedBefore.IsZero() && !p.CreatedAt.Before(cond.CreatedBefore):
-		return fmt.Errorf("%w: published at %s, not before %s", catalog.ErrKept,
-			p.CreatedAt.Format(timeFormat), cond.CreatedBefore.Format(timeFormat))
-	case !cond.UsedBefore.IsZero() && !p.LastUsed.Before(cond.UsedBefore):
-		return fmt.Errorf("%w: used at %s, not before %s", catalog.ErrKept,
-			p.LastUsed.Format(timeFormat), cond.UsedBefore.Format(timeFormat))
-	}
-	return nil
+	return deletion.Delete(hashParts, cond, func() (map[string]*deletion.Victim, error) {
+		return readVictims(ctx, t, hashParts, cond)
+	}, func(plan deletion.Plan) (map[string]catalog.NAR, map[string]bool, error) {
+		return removeVictims(ctx, t, plan, cond)
+	})
 }
 
 // readVictims locks the rows of the published paths among hashParts, in
 // hash-part order, then reads them with their referrers and the pins that
 // keep them (none with cond.IgnorePins), in one round trip.
-func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.DeleteCondition) (map[string]*victim, error) {
-	found := map[string]*victim{}
+func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.DeleteCondition) (map[string]*deletion.Victim, error) {
+	found := map[string]*deletion.Victim{}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM paths WHERE hash_part = ANY($1) ORDER BY hash_part FOR UPDATE`, hashParts)
 	// Queued after the lock: these run once it is held, each seeing what
@@ -174,12 +89,12 @@ func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.D
 		FROM paths p JOIN nars n ON n.id = p.nar_id WHERE p.hash_part = ANY($1)`,
 		hashParts).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			v := &victim{}
+			v := &deletion.Victim{}
 			var err error
-			if v.path, err = scanPath(rows, &v.listing); err != nil {
+			if v.Path, err = scanPath(rows, &v.Listing); err != nil {
 				return err
 			}
-			found[v.path.HashPart] = v
+			found[v.Path.HashPart] = v
 		}
 		return rows.Err()
 	})
@@ -191,7 +106,7 @@ func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.D
 		hashParts).Query(func(rows pgx.Rows) error {
 		_, err := pgx.ForEachRow(rows, []any{&ref, &from}, func() error {
 			if v := found[ref]; v != nil {
-				v.inside = append(v.inside, from)
+				v.Inside = append(v.Inside, from)
 			}
 			return nil
 		})
@@ -199,10 +114,10 @@ func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.D
 	})
 	b.Queue(`SELECT reference, count(*), (array_agg(referrer ORDER BY referrer))[1:$2] FROM refs
 		WHERE reference = ANY($1) AND referrer <> ALL($1) AND referrer <> reference
-		GROUP BY reference`, hashParts, maxNamed+1).Query(func(rows pgx.Rows) error {
+		GROUP BY reference`, hashParts, deletion.MaxNamed+1).Query(func(rows pgx.Rows) error {
 		_, err := pgx.ForEachRow(rows, []any{&ref, &count, &froms}, func() error {
 			if v := found[ref]; v != nil {
-				v.outside, v.named = count, froms
+				v.Outside, v.Named = count, froms
 			}
 			froms = nil
 			return nil
@@ -210,18 +125,12 @@ func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.D
 		return err
 	})
 	if !cond.IgnorePins {
-		// A pin that expired by cond.CreatedBefore does not pin; without a
-		// time every pin does.
-		now := int64(-1 << 63)
-		if !cond.CreatedBefore.IsZero() {
-			now = cond.CreatedBefore.UnixMilli()
-		}
 		b.Queue(`SELECT hash_part, array_agg(DISTINCT name ORDER BY name) FROM pins
 			WHERE hash_part = ANY($1) AND (expires_at IS NULL OR expires_at > $2)
-			GROUP BY hash_part`, hashParts, now).Query(func(rows pgx.Rows) error {
+			GROUP BY hash_part`, hashParts, deletion.PinsBefore(cond)).Query(func(rows pgx.Rows) error {
 			_, err := pgx.ForEachRow(rows, []any{&ref, &froms}, func() error {
 				if v := found[ref]; v != nil {
-					v.pins = froms
+					v.Pins = froms
 				}
 				froms = nil
 				return nil
@@ -243,23 +152,19 @@ func readVictims(ctx context.Context, t *txn, hashParts []string, cond catalog.D
 // key, with the derivers no path has any more. The locks of the NARs'
 // blobs (keys and listings) wait for every Publish naming them to commit,
 // and keep uploads of them from beginning until t ends.
-func removeVictims(ctx context.Context, t *txn, gone, keys, listings, derivers []string,
-	cond catalog.DeleteCondition) (map[string]catalog.NAR, map[string]bool, error) {
+func removeVictims(ctx context.Context, t *txn, plan deletion.Plan, cond catalog.DeleteCondition) (map[string]catalog.NAR, map[string]bool, error) {
+	gone, keys, derivers := plan.Gone, plan.Keys, plan.Derivers
 	b := &pgx.Batch{}
 	b.Queue(`WITH r AS (DELETE FROM refs WHERE referrer = ANY($1)),
 			z AS (DELETE FROM realisations WHERE out_hash = ANY($1)),
 			q AS (DELETE FROM pins WHERE hash_part = ANY($1))
 		DELETE FROM paths WHERE hash_part = ANY($1)`, gone)
-	locked := t.queueLock(b, blobLocks, false, append(slices.Clone(keys), listings...)...)
-	createdBefore := int64(1<<63 - 1)
-	if !cond.CreatedBefore.IsZero() {
-		createdBefore = cond.CreatedBefore.UnixMilli()
-	}
+	locked := t.queueLock(b, blobLocks, false, append(slices.Clone(keys), plan.Listings...)...)
 	marked := map[string]catalog.NAR{}
 	b.Queue(`UPDATE nars AS n SET state = 'deleting'
 		WHERE n.key = ANY($1) AND n.state = 'ready' AND n.uploads = 0 AND n.created_at < $2
 		AND NOT EXISTS (SELECT 1 FROM paths p WHERE p.nar_id = n.id)
-		RETURNING `+narColumns, keys, createdBefore).Query(func(rows pgx.Rows) error {
+		RETURNING `+narColumns, keys, deletion.NARsBefore(cond)).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			n, err := scanNAR(rows)
 			if err != nil {
@@ -309,6 +214,3 @@ func lockAndRecord(ctx context.Context, t *txn, gone []string, marked map[string
 	locked()
 	return nil
 }
-
-// timeFormat is how refusals print times.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/catalog/internal/deletion"
 )
 
 // recordChange adds hashPart to the narinfo change log inside tx, the
@@ -15,6 +16,13 @@ import (
 func recordChange(ctx context.Context, tx *sql.Tx, hashPart string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO narinfo_changes (hash_part, at) VALUES (?, ?)`,
 		hashPart, time.Now().UnixMilli())
+	return err
+}
+
+// recordChanges is recordChange for the hash parts of a JSON array.
+func recordChanges(ctx context.Context, tx *sql.Tx, hashParts string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO narinfo_changes (hash_part, at)
+		SELECT value, ? FROM json_each(?)`, time.Now().UnixMilli(), hashParts)
 	return err
 }
 
@@ -66,7 +74,7 @@ func (c *Catalog) PruneChanges(ctx context.Context, before time.Time) (int64, er
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite catalog: prune changes before %s: %w", before.Format(timeFormat), err)
+		return 0, fmt.Errorf("sqlite catalog: prune changes before %s: %w", before.Format(deletion.TimeFormat), err)
 	}
 	return n, nil
 }

@@ -67,6 +67,18 @@ func TestMigrateFromVersion1(t *testing.T) {
 				h, p.CreatedAt, p.LastUsed, catalog.FromMillis(want))
 		}
 	}
+	// References survive the move to a table clustered by referrer.
+	if p, err := c.Path(ctx, b); err != nil || strings.Join(p.References, " ") != a+" "+b {
+		t.Errorf("references of %s after the upgrade = %v, %v; want %s %s", b, p.References, err, a, b)
+	}
+	if refs, err := c.Referrers(ctx, a); err != nil || len(refs) != 1 || refs[0] != b {
+		t.Errorf("Referrers(%s) after the upgrade = %v, %v; want %s", a, refs, err, b)
+	}
+	var refsSQL string
+	if err := rawDB(t, path).QueryRowContext(ctx, `SELECT sql FROM sqlite_master
+		WHERE type = 'table' AND name = 'refs'`).Scan(&refsSQL); err != nil || !strings.Contains(refsSQL, "WITHOUT ROWID") {
+		t.Errorf("refs after the upgrade: %q, %v; want a WITHOUT ROWID table", refsSQL, err)
+	}
 	// Every NAR is ready: found, aliases too, and claimable.
 	for _, name := range []string{"nar/a.nar.zst", "nar/a.nar.xz", "nar/b.nar.xz", "nar/free.nar.zst"} {
 		if _, err := c.LookupNAR(ctx, name); err != nil {
@@ -150,7 +162,12 @@ func TestQueryPlans(t *testing.T) {
 		{`SELECT 1 FROM paths WHERE deriver = ?`, []any{"x"}, "INDEX paths_deriver"},
 		{`DELETE FROM realisations WHERE out_hash = ?`, []any{"x"}, "INDEX realisations_out_hash"},
 		{`SELECT 1 FROM pins WHERE hash_part = ?`, []any{"x"}, "INDEX pins_hash_part"},
-		{`SELECT 1 FROM nars WHERE state = 'deleting'`, nil, "INDEX nars_state"},
+		{deletingNARsQuery, nil, "INDEX nars_unready"},
+		{`SELECT 1 FROM nars WHERE listing_key = ?`, []any{"x"}, "INDEX nars_listing_key"},
+		{`SELECT 1 FROM nars WHERE state = 'deleting' AND (key IN (?, ?) OR listing_key IN (?, ?))`,
+			[]any{"a", "b", "a", "b"}, "INDEX nars_listing_key"},
+		{markNARsQuery, []any{`["x"]`, 1}, "INDEX sqlite_autoindex_nars_1 (key=?)"},
+		{`SELECT reference FROM refs WHERE referrer = ?`, []any{"x"}, "PRIMARY KEY (referrer=?)"},
 		{`SELECT 1 FROM paths WHERE nar_id = ?`, []any{1}, "INDEX paths_nar_id"},
 		{`SELECT seq, hash_part FROM narinfo_changes WHERE seq > ? ORDER BY seq LIMIT ?`, []any{0, 10},
 			"INTEGER PRIMARY KEY"},

@@ -215,10 +215,14 @@ func markNARDeleting(ctx context.Context, tx *sql.Tx, key string, before time.Ti
 	return n, err == nil, err
 }
 
+// deletingNARsQuery lists the records marked deleting; it says
+// state <> 'ready' for SQLite to use the partial index nars_unready.
+const deletingNARsQuery = `SELECT ` + narColumns + ` FROM nars n
+	WHERE n.state = 'deleting' AND n.state <> 'ready' ORDER BY n.key`
+
 // DeletingNARs lists the records marked deleting, by key.
 func (c *Catalog) DeletingNARs(ctx context.Context) ([]catalog.NAR, error) {
-	rows, err := c.reader.QueryContext(ctx, `SELECT `+narColumns+` FROM nars n
-		WHERE n.state = 'deleting' ORDER BY n.key`)
+	rows, err := c.reader.QueryContext(ctx, deletingNARsQuery)
 	var nars []catalog.NAR
 	if err == nil {
 		nars, err = scanNARs(rows)
@@ -233,26 +237,18 @@ func (c *Catalog) DeletingNARs(ctx context.Context) ([]catalog.NAR, error) {
 // marked deleting; a record in any other state was recorded again since and
 // is left alone, and an absent one is not an error.
 func (c *Catalog) DropNAR(ctx context.Context, key string) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM nars WHERE key = ? AND state = 'deleting'`, key)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite catalog: drop NAR %s: %w", key, err)
-	}
-	return nil
+	return c.DropNARs(ctx, []string{key})
 }
 
 // DropNARs removes the records marked deleting with these keys, in one
-// write transaction.
+// write transaction that does not wait for the disk.
 func (c *Catalog) DropNARs(ctx context.Context, keys []string) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
-		for _, k := range keys {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM nars WHERE key = ? AND state = 'deleting'`, k); err != nil {
-				return err
-			}
-		}
-		return nil
+	// Lazily: a drop a power failure undoes leaves records deleting,
+	// which no one serves and the next collection drops again.
+	err := c.writeLazy(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM nars
+			WHERE key IN (SELECT value FROM json_each(?)) AND state = 'deleting'`, jsonList(keys))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: drop %d NARs: %w", len(keys), err)

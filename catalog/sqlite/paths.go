@@ -18,12 +18,13 @@ const walkBatch = 500
 const pathColumns = `p.hash_part, p.store_path, n.key, p.nar_hash, p.nar_size, p.deriver,
 	p.narinfo, p.created_at, p.last_used`
 
-// scanPath reads one row of pathColumns; References are left empty.
-func scanPath(row interface{ Scan(...any) error }) (catalog.Path, error) {
+// scanPath reads one row of pathColumns, followed by columns read into
+// extra; References are left empty.
+func scanPath(row interface{ Scan(...any) error }, extra ...any) (catalog.Path, error) {
 	var p catalog.Path
 	var created, used int64
-	err := row.Scan(&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
-		&p.NarInfo, &created, &used)
+	err := row.Scan(append([]any{&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
+		&p.NarInfo, &created, &used}, extra...)...)
 	p.CreatedAt, p.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 	return p, err
 }
