@@ -59,6 +59,7 @@ type serveFlags struct {
 	logFlush        time.Duration
 	narinfoCache    int64
 	s3Redirect      bool
+	procs           int
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -85,6 +86,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(durationFlag{&f.logFlush}, "log-flush", "write log lines out in batches this often (0: each line at once)")
 	f.narinfoCache = infocache.DefaultMaxBytes
 	fs.Var(sizeFlag{&f.narinfoCache}, "narinfo-cache", "`memory` for narinfos (and known misses) kept in memory, followed through the catalog's change log (0: none)")
+	fs.IntVar(&f.procs, "procs", 0, "Go processors (GOMAXPROCS) to run with (0: 4 per CPU, or the CPU quota or GOMAXPROCS when set)")
 	return fs, f
 }
 
@@ -119,6 +121,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+	procs := setServeProcs(f.procs)
 	// Log lines go out in batches every 100 ms rather than a write each:
 	// at thousands of requests a second the writes cost more than the
 	// lookups. Close (on any return) writes out the rest. Tests that
@@ -220,7 +223,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "cached: serving http://%s (store %s, data %s)\n", ln.Addr(), f.storeDir, f.data.dataDir)
 	log.Info("serving", "addr", ln.Addr().String(), "store_dir", f.storeDir, "data_dir", f.data.dataDir,
-		"public_keys", len(pubs), "public_read", authCfg.PublicRead)
+		"public_keys", len(pubs), "public_read", authCfg.PublicRead, "procs", procs)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
