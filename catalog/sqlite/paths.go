@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,16 +38,9 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	slices.Sort(refs)
 	refs = slices.Compact(refs)
 	others := slices.DeleteFunc(slices.Clone(refs), func(r string) bool { return r == p.HashPart })
-	refsJSON, err := json.Marshal(refs)
-	if err != nil {
-		return fmt.Errorf("sqlite catalog: publish %s: %w", p.HashPart, err)
-	}
-	othersJSON, err := json.Marshal(others)
-	if err != nil {
-		return fmt.Errorf("sqlite catalog: publish %s: %w", p.HashPart, err)
-	}
+	refsJSON, othersJSON := jsonList(refs), jsonList(others)
 	created := catalog.Millis(p.CreatedAt)
-	err = c.write(ctx, func(tx *sql.Tx) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
 		var narID int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ? AND state = 'ready'`, p.NARKey).Scan(&narID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -57,7 +49,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 			return err
 		}
 		if len(others) > 0 && !opts.AllowIncompleteClosure {
-			if err := checkReferences(ctx, tx, string(othersJSON)); err != nil {
+			if err := checkReferences(ctx, tx, othersJSON); err != nil {
 				return err
 			}
 		}
@@ -91,7 +83,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		}
 		if len(refs) > 0 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO refs (referrer, reference)
-				SELECT ?, j.value FROM json_each(?) j`, p.HashPart, string(refsJSON)); err != nil {
+				SELECT ?, j.value FROM json_each(?) j`, p.HashPart, refsJSON); err != nil {
 				return err
 			}
 		}
