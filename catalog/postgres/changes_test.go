@@ -35,13 +35,7 @@ func TestChangesFollowedDuringWrites(t *testing.T) {
 		perWriter = 60
 		batch     = 8
 	)
-	var bases []string
-	for i := range base {
-		n := newNAR(fmt.Sprint("base", i), t0)
-		p := newPath(fmt.Sprint("base", i), n)
-		publish(t, cs[0], n, p)
-		bases = append(bases, p.HashPart)
-	}
+	bases := publishMany(t, cs[0], "base", base)
 	start, err := cs[0].LastChange(ctx)
 	must(t, "LastChange", err)
 

@@ -173,13 +173,7 @@ func TestDeletePathsWithUses(t *testing.T) {
 	noRetries(t)
 	ctx := context.Background()
 	const paths = 300
-	var hashes []string
-	for i := range paths {
-		n := newNAR(fmt.Sprint("swept", i), t0)
-		p := newPath(fmt.Sprint("swept", i), n)
-		publish(t, cs[0], n, p)
-		hashes = append(hashes, p.HashPart)
-	}
+	hashes := publishMany(t, cs[0], "swept", paths)
 	r := rand.New(rand.NewPCG(3, 4))
 	order := append([]string(nil), hashes...)
 	r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })

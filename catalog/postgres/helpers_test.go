@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,20 @@ func publish(t testing.TB, c catalog.Catalog, n catalog.NAR, p catalog.Path) {
 	t.Helper()
 	must(t, "PutNAR", c.PutNAR(context.Background(), n))
 	must(t, "Publish", c.Publish(context.Background(), p, catalog.PublishOptions{}))
+}
+
+// publishMany publishes count paths, each with its own NAR, seeded
+// prefix0, prefix1, ..., and returns their hash parts in that order.
+func publishMany(t testing.TB, c catalog.Catalog, prefix string, count int) []string {
+	t.Helper()
+	hashes := make([]string, 0, count)
+	for i := range count {
+		n := newNAR(fmt.Sprint(prefix, i), t0)
+		p := newPath(fmt.Sprint(prefix, i), n)
+		publish(t, c, n, p)
+		hashes = append(hashes, p.HashPart)
+	}
+	return hashes
 }
 
 // race runs a and b at the same moment, each on its own goroutine, and
