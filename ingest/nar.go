@@ -203,11 +203,17 @@ func (in *Ingester) commit(ctx context.Context, n catalog.NAR, alias string, blo
 	if err := in.beginNAR(ctx, n.Key, n.ListingKey); err != nil {
 		return err
 	}
-	if err := blob.Commit(ctx, n.Key); err != nil {
+	// The two blobs are independent: committing them side by side lets
+	// their syncs share the disk's flushes (or S3's round trips).
+	lsDone := make(chan error, 1)
+	go func() { lsDone <- lsBlob.Commit(ctx, n.ListingKey) }()
+	err := blob.Commit(ctx, n.Key)
+	lsErr := <-lsDone
+	if err != nil {
 		return fmt.Errorf("ingest: storing %s: %w", n.Key, err)
 	}
-	if err := lsBlob.Commit(ctx, n.ListingKey); err != nil {
-		return fmt.Errorf("ingest: storing %s: %w", n.ListingKey, err)
+	if lsErr != nil {
+		return fmt.Errorf("ingest: storing %s: %w", n.ListingKey, lsErr)
 	}
 	var aliases []string
 	if alias != n.Key {

@@ -194,6 +194,57 @@ func TestNARStorageFailureIsNotTheClientsFault(t *testing.T) {
 	}
 }
 
+// commitFailingStore fails the Commit of every key under prefix.
+type commitFailingStore struct {
+	storage.Store
+	prefix string
+	fail   error
+}
+
+type commitFailingUpload struct {
+	storage.Upload
+	prefix string
+	fail   error
+}
+
+func (s commitFailingStore) Create(ctx context.Context) (storage.Upload, error) {
+	u, err := s.Store.Create(ctx)
+	return commitFailingUpload{u, s.prefix, s.fail}, err
+}
+
+func (u commitFailingUpload) Commit(ctx context.Context, key string) error {
+	if strings.HasPrefix(key, u.prefix) {
+		u.Upload.Abort() //nolint:errcheck // the failure is the point
+		return u.fail
+	}
+	return u.Upload.Commit(ctx, key)
+}
+
+// TestNARCommitFailure fails the commit of the NAR or of its listing (the
+// two are committed side by side): the upload fails with that error, and
+// no ready NAR is recorded, so no narinfo can name it.
+func TestNARCommitFailure(t *testing.T) {
+	for _, prefix := range []string{"nar/", "ls/"} {
+		t.Run(prefix, func(t *testing.T) {
+			f := newFixture(t, nil)
+			boom := errors.New("rename failed")
+			ing, err := New(commitFailingStore{f.store, prefix, boom}, f.cat, Options{Now: f.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := compress(t, CompXZ, sampleNAR(t, "commit-"+prefix))
+			name := nameFor(CompXZ, file)
+			_, err = ing.NAR(context.Background(), name, bytes.NewReader(file), int64(len(file)))
+			if !errors.Is(err, boom) || errors.Is(err, ErrInvalid) {
+				t.Fatalf("got %v, want the commit error and not ErrInvalid", err)
+			}
+			if _, err := f.cat.LookupNAR(context.Background(), "nar/"+name); !errors.Is(err, catalog.ErrNotFound) {
+				t.Fatalf("LookupNAR after a failed commit: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
 // failingReader is a client that hangs up halfway.
 type failingReader struct {
 	r io.Reader
