@@ -117,6 +117,11 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 			return err
 		}
 		r.PushStatic = append(r.PushStatic, took)
+		b.logf("push %d/%d: nix copy --to nginx WebDAV", i+1, rounds)
+		if took, err = b.pushToDAV(ctx, filepath.Join(work, fmt.Sprintf("dav-%d", i)), top); err != nil {
+			return err
+		}
+		r.PushDAV = append(r.PushDAV, took)
 		srv.stop()
 		if srv, err = b.startCached(ctx, filepath.Join(work, fmt.Sprintf("cached-%d", i))); err != nil {
 			return err

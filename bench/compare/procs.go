@@ -89,11 +89,32 @@ func (b *bench) startCached(ctx context.Context, dataDir string, extra ...string
 // startNginx serves root as a static binary cache the way one is usually
 // served: sendfile, keep-alive, an access log, a worker per core.
 func (b *bench) startNginx(ctx context.Context, root string) (*server, error) {
+	return b.runNginx(ctx, "nginx", root, "")
+}
+
+// startDAV serves root as a binary cache that takes pushes through
+// nginx's WebDAV PUT: each upload is written to a file as it comes, with
+// no checks, no metadata and no fsync. It is the cheapest thing a push
+// over HTTP can reach, so it measures what the Nix client itself costs.
+func (b *bench) startDAV(ctx context.Context, root string) (*server, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	info := "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
+	if err := os.WriteFile(filepath.Join(root, "nix-cache-info"), []byte(info), 0o644); err != nil {
+		return nil, err
+	}
+	return b.runNginx(ctx, "nginx-dav", root, "dav_methods PUT; create_full_put_path on; client_max_body_size 0;")
+}
+
+// runNginx starts nginx on root with its files under the work directory's
+// name, adding directives to its server block.
+func (b *bench) runNginx(ctx context.Context, name, root, directives string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	prefix := filepath.Join(b.work, "nginx")
+	prefix := filepath.Join(b.work, name)
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return nil, err
 	}
@@ -117,9 +138,10 @@ http {
 	server {
 		listen 127.0.0.1:%[2]d;
 		root %[3]s;
+		%[4]s
 	}
 }
-`, prefix, port, root)
+`, prefix, port, root, directives)
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
