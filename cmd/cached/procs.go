@@ -9,9 +9,10 @@ import (
 // With one per CPU, a thread the kernel takes off its core for another
 // process (a proxy, a build, a load generator) holds up the goroutines
 // queued on its processor until it runs again, a scheduler slice of
-// milliseconds. Measured on 2 cores shared with wrk, narinfo hits over 16
-// connections: p99 4.3-7.1 ms with 2 processors, 1.6-2.9 ms with 8, at
-// the same throughput (bench/COMPARE.md).
+// milliseconds. Measured by hand on 2 cores shared with wrk, narinfo hits
+// over 16 connections: p99 4.3-7.1 ms with 2 processors, 1.6-2.9 ms with
+// 8, at the same throughput. The price is one NAR stream, which runs a
+// little faster with fewer processors (README, Configuration).
 const procsPerCPU = 4
 
 // serveProcs returns the GOMAXPROCS for serve: flagProcs when positive,
