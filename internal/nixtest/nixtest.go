@@ -1,7 +1,9 @@
 // Package nixtest runs the real Nix client in tests: a private narinfo disk
-// cache, no substituters unless asked, no build users, no sandbox. Tests
-// that need Nix call Require first; it skips when Nix is missing, unless
-// CACHED_REQUIRE_NIX=1 (set by CI), in which case it fails.
+// cache, no substituters unless asked, no build users, no sandbox. It knows
+// two clients: the host's Nix 2.8 and a current Nix in a Debian sid root
+// (install.go); Each runs a test with every one. A missing client skips
+// the test, unless CACHED_REQUIRE_NIX=1 (set by make test), in which case
+// it fails.
 package nixtest
 
 import (
@@ -9,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,46 +20,37 @@ import (
 const BaseConfig = "build-users-group =\nsandbox = false\nsubstituters =\n" +
 	"experimental-features = nix-command\nnarinfo-cache-negative-ttl = 0\n"
 
-// Require skips t when the Nix client is not installed or we are not root,
-// or fails it when CACHED_REQUIRE_NIX=1.
-func Require(t testing.TB) {
-	t.Helper()
-	why := ""
-	if _, err := exec.LookPath("nix-build"); err != nil {
-		why = "the Nix client (nix-build) is not installed; run `apt-get install -y nix-bin`"
-	} else if os.Geteuid() != 0 {
-		why = "the Nix tests run the single-user Nix client as root"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CACHED_REQUIRE_NIX") == "1" {
-		t.Fatalf("CACHED_REQUIRE_NIX=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
 // Client is a Nix client configuration for one test.
 type Client struct {
 	t     testing.TB
+	Nix   *Nix     // the installation that runs the commands
 	Extra string   // extra nix.conf lines
-	Env   []string // environment, built by New
+	Env   []string // the client's own environment entries, built by New
 }
 
-// New returns a client with a private XDG_CACHE_HOME and the extra nix.conf
-// lines given.
+// New returns a client of the host's Nix with a private XDG_CACHE_HOME and
+// the extra nix.conf lines given.
 func New(t testing.TB, extraConf ...string) *Client {
 	t.Helper()
-	Require(t)
-	c := &Client{t: t, Extra: strings.Join(extraConf, "\n")}
+	return Host(t).New(t, extraConf...)
+}
+
+// New returns a client of n with a private XDG_CACHE_HOME and the extra
+// nix.conf lines given.
+func (n *Nix) New(t testing.TB, extraConf ...string) *Client {
+	t.Helper()
+	c := &Client{t: t, Nix: n, Extra: strings.Join(extraConf, "\n")}
 	conf := BaseConfig + c.Extra + "\n"
-	c.Env = append(os.Environ(),
-		"NIX_CONFIG="+conf,
-		"XDG_CACHE_HOME="+t.TempDir(),
+	c.Env = []string{
+		"NIX_CONFIG=" + conf,
+		"XDG_CACHE_HOME=" + t.TempDir(),
 		"NIX_REMOTE=",
-	)
+	}
 	return c
 }
+
+// Path returns where a store path the client names is on the host.
+func (c *Client) Path(storePath string) string { return c.Nix.HostPath(storePath) }
 
 // Run runs a Nix command and returns its standard output; it fails the test
 // when the command fails.
@@ -75,8 +67,7 @@ func (c *Client) Run(name string, args ...string) string {
 // and error without failing the test.
 func (c *Client) Try(name string, args ...string) (string, string, error) {
 	c.t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = c.Env
+	cmd := c.Nix.Command(c.Env, name, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
