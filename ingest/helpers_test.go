@@ -5,14 +5,20 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/catalog/sqlite"
@@ -101,42 +107,72 @@ func sampleNAR(t testing.TB, text string) []byte {
 // compress compresses data as Nix would for comp.
 func compress(t testing.TB, comp string, data []byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
 	switch comp {
 	case CompNone:
 		return data
-	case CompXZ:
-		w, err := xz.NewWriter(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-	case CompZstd:
-		w, _ := zstd.NewWriter(&buf)
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-	case CompGzip:
-		w := gzip.NewWriter(&buf)
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
 	case CompBzip2:
 		cmd := exec.Command("bzip2", "-c")
 		cmd.Stdin = bytes.NewReader(data)
-		cmd.Stdout = &buf
-		if err := cmd.Run(); err != nil {
+		out, err := cmd.Output()
+		if err != nil {
 			t.Fatalf("bzip2: %v", err)
 		}
-	default:
-		t.Fatalf("unknown compression %s", comp)
+		return out
+	case CompLzip:
+		return lzipFile(t, data)
+	}
+	var buf bytes.Buffer
+	w, err := compressor(comp, &buf)
+	if err != nil {
+		t.Fatalf("%s: %v", comp, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// compressor returns an encoder for comp writing to w.
+func compressor(comp string, w io.Writer) (io.WriteCloser, error) {
+	switch comp {
+	case CompXZ:
+		return xz.NewWriter(w)
+	case CompZstd:
+		return zstd.NewWriter(w)
+	case CompGzip:
+		return gzip.NewWriter(w), nil
+	case CompBrotli:
+		return brotli.NewWriter(w), nil
+	case CompLZ4:
+		return lz4.NewWriter(w), nil
+	case CompLZMA:
+		return lzma.NewWriter(w)
+	}
+	return nil, fmt.Errorf("unknown compression %s", comp)
+}
+
+// lzipFile makes a one-member lzip file of data, with a 1 MiB dictionary:
+// a raw LZMA stream with an end marker between lzip's header and trailer.
+func lzipFile(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var stream bytes.Buffer
+	w, err := lzma.WriterConfig{DictCap: 1 << 20, EOSMarker: true,
+		Properties: &lzma.Properties{LC: 3, LP: 0, PB: 2}}.NewWriter(&stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw := stream.Bytes()[lzma.HeaderLen:]
+	out := append([]byte("LZIP\x01\x14"), raw...) // 0x14: 2^20 bytes
+	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(data))
+	out = binary.LittleEndian.AppendUint64(out, uint64(len(data)))
+	return binary.LittleEndian.AppendUint64(out, uint64(len(out)+8))
 }
 
 // nameFor is the name Nix uploads a compressed NAR under.

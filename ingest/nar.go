@@ -31,7 +31,7 @@ func ParseNARName(name string) (nixhash.Hash, string, error) {
 	ext := name[hashLen:]
 	if _, ok := extensions[ext]; !ok {
 		if strings.HasPrefix(ext, ".nar.") {
-			return nixhash.Hash{}, "", fmt.Errorf("%w: NAR compression %q (use xz, zstd, bzip2, gzip or none)", ErrUnsupported, ext)
+			return nixhash.Hash{}, "", fmt.Errorf("%w: NAR compression %q (use zstd, xz, bzip2, gzip, br, lz4, lzip, lzma or none)", ErrUnsupported, ext)
 		}
 		return nixhash.Hash{}, "", fmt.Errorf("%w: NAR name %q is not <nix32 sha256>.nar[.ext]", ErrInvalid, name)
 	}
@@ -83,7 +83,7 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	}
 	src := &errReader{r: body}
 	br := bufio.NewReaderSize(src, 256<<10)
-	comp, err := sniff(br)
+	comp, err := sniff(br, ext)
 	if err != nil {
 		return catalog.NAR{}, in.classify(ctx, err, src, nil)
 	}

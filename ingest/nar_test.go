@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -33,8 +34,11 @@ func unzstd(t *testing.T, b []byte) []byte {
 	return out
 }
 
+// allCompressions are those Nix can write and ingest reads.
+var allCompressions = []string{CompNone, CompXZ, CompZstd, CompBzip2, CompGzip, CompBrotli, CompLZ4, CompLzip, CompLZMA}
+
 func TestNARStoredAsZstd(t *testing.T) {
-	for _, comp := range []string{CompNone, CompXZ, CompZstd, CompBzip2, CompGzip} {
+	for _, comp := range allCompressions {
 		t.Run(comp, func(t *testing.T) {
 			f := newFixture(t, nil)
 			plain := sampleNAR(t, comp)
@@ -99,6 +103,14 @@ func TestNARRefused(t *testing.T) {
 	xzFile := compress(t, CompXZ, plain)
 	garbage := append(append([]byte{}, plain[:len(plain)-8]...), 1, 0, 0, 0, 0, 0, 0, 0)
 	unsorted := makeNARRaw(t)
+	dotZ := []byte("\x1f\x9d\x90nix-archive-1")
+	lzipGood := compress(t, CompLzip, plain)
+	lzipTrunc := lzipGood[:len(lzipGood)-10]
+	lzipBadCRC := append([]byte{}, lzipGood...)
+	lzipBadCRC[len(lzipBadCRC)-20] ^= 1
+	lzipHuge := append([]byte("LZIP\x01\x1d"), lzipGood[6:]...)
+	lzmaHuge := compress(t, CompLZMA, plain)
+	binary.LittleEndian.PutUint32(lzmaHuge[1:5], 1<<30)
 	cases := []struct {
 		name   string
 		upload string
@@ -115,7 +127,13 @@ func TestNARRefused(t *testing.T) {
 		{"trailing bytes after xz", nameFor(CompXZ, append(xzFile, "junk"...)), append(append([]byte{}, xzFile...), "junk"...), -1, ErrInvalid},
 		{"extension lies", strings.TrimSuffix(nameFor(CompXZ, xzFile), ".nar.xz") + ".nar.zst", xzFile, -1, ErrInvalid},
 		{"short of Content-Length", nameFor(CompXZ, xzFile), xzFile, int64(len(xzFile) + 10), ErrInvalid},
-		{"brotli", strings.TrimSuffix(nameFor(CompXZ, xzFile), ".nar.xz") + ".nar.br", xzFile, -1, ErrUnsupported},
+		{"xz named brotli", strings.TrimSuffix(nameFor(CompXZ, xzFile), ".nar.xz") + ".nar.br", xzFile, -1, ErrInvalid},
+		{"compress (.Z)", nameFor(CompNone, dotZ), dotZ, -1, ErrUnsupported},
+		{"unknown extension", strings.TrimSuffix(nameFor(CompXZ, xzFile), ".nar.xz") + ".nar.lzo", xzFile, -1, ErrUnsupported},
+		{"truncated lzip", nameFor(CompLzip, lzipTrunc), lzipTrunc, -1, ErrInvalid},
+		{"lzip with a wrong CRC", nameFor(CompLzip, lzipBadCRC), lzipBadCRC, -1, ErrInvalid},
+		{"lzip asking for a 512 MiB dictionary", nameFor(CompLzip, lzipHuge), lzipHuge, -1, ErrInvalid},
+		{"lzma asking for a 1 GiB dictionary", nameFor(CompNone, lzmaHuge), lzmaHuge, -1, ErrInvalid},
 		{"bad name", "../../etc/passwd", plain, -1, ErrInvalid},
 		{"empty body", nameFor(CompNone, nil), nil, -1, ErrUnsupported},
 	}
@@ -292,5 +310,35 @@ func TestNARSameContentsTwice(t *testing.T) {
 	}
 	if n := len(keys(t, f.store)); n != 2 {
 		t.Fatalf("%d blobs, want one NAR and one listing", n)
+	}
+}
+
+// TestDecodeContentEncoding undoes every Content-Encoding Nix ≥ 2.32 can
+// put on a narinfo, listing or log upload, and refuses others by name.
+func TestDecodeContentEncoding(t *testing.T) {
+	plain := []byte("StorePath: /nix/store/x\nsome text, some text, some text\n")
+	for _, enc := range append([]string{"identity", "", "x-gzip", "BR"}, allCompressions...) {
+		comp := strings.ToLower(enc)
+		switch comp {
+		case "identity", "":
+			comp = CompNone
+		case "x-gzip":
+			comp = CompGzip
+		}
+		r, done, err := DecodeContentEncoding(enc, bytes.NewReader(compress(t, comp, plain)))
+		if err != nil {
+			t.Fatalf("%q: %v", enc, err)
+		}
+		got, err := io.ReadAll(r)
+		done()
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("%q: decoded %q, %v", enc, got, err)
+		}
+	}
+	for _, enc := range []string{"compress", "lzop", "deflate"} {
+		_, _, err := DecodeContentEncoding(enc, bytes.NewReader(plain))
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), enc) {
+			t.Errorf("%q: %v, want ErrUnsupported naming it", enc, err)
+		}
 	}
 }

@@ -139,6 +139,15 @@ func (s *Server) blobHeaders(h http.Header, ctype, etag string, immutable bool) 
 func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 	file := chi.URLParam(r, "file")
 	if _, _, err := ingest.ParseNARName(file); err != nil {
+		// Nix asks with HEAD whether a NAR is there before it uploads
+		// one, and prints only the status of the answer: a HEAD answers
+		// whether the object is there, and the reason for refusing it
+		// belongs to the PUT, whose body Nix prints. A GET of a name the
+		// cache could never hold (a compression it does not read) is a
+		// miss too.
+		if r.Method == http.MethodHead || errors.Is(err, ingest.ErrUnsupported) {
+			return errNotFound
+		}
 		return fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	key := "nar/" + file
