@@ -12,7 +12,11 @@ import (
 // with two keys: one made by Nix and one by `cached keygen`. Nix reads
 // with the token from its netrc, trusting either key alone.
 func TestPrivateCacheTwoKeys(t *testing.T) {
-	builder := nixtest.New(t)
+	nixtest.Each(t, testPrivateCacheTwoKeys)
+}
+
+func testPrivateCacheTwoKeys(t *testing.T, nix *nixtest.Nix) {
+	builder := nix.New(t)
 	dir := t.TempDir()
 	nixSK, nixPK := filepath.Join(dir, "nix-sk"), filepath.Join(dir, "nix-pk")
 	builder.Run("nix-store", "--generate-binary-cache-key", "made-by-nix-1", nixSK, nixPK)
@@ -30,7 +34,7 @@ func TestPrivateCacheTwoKeys(t *testing.T) {
 	want := hashes(t, builder, closure)
 	pushToken := readFile(t, filepath.Join(dir, "push"))
 	readToken := readFile(t, filepath.Join(dir, "read"))
-	nixtest.New(t, "netrc-file = "+netrc(t, pushToken[:len(pushToken)-1])).Run("nix", "copy", "--to", srv.URL, top)
+	nix.New(t, "netrc-file = "+netrc(t, pushToken[:len(pushToken)-1])).Run("nix", "copy", "--to", srv.URL, top)
 
 	if code, _ := srv.get("/"+filepath.Base(top)[:32]+".narinfo", ""); code != 401 {
 		t.Fatalf("an anonymous narinfo read got %d, want 401", code)
@@ -38,13 +42,13 @@ func TestPrivateCacheTwoKeys(t *testing.T) {
 	readNetrc := "netrc-file = " + netrc(t, readToken[:len(readToken)-1])
 	for _, key := range []string{readFile(t, nixPK), readFile(t, ourPK)} {
 		deleteLocally(t, builder, closure)
-		anon := nixtest.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+key)
+		anon := nix.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+key)
 		if _, stderr, err := anon.Try("nix-store", "-r", top); err == nil {
 			t.Fatalf("substitution from a private cache without a token succeeded:\n%s", stderr)
 		}
-		if _, err := os.Lstat(top); !os.IsNotExist(err) {
+		if _, err := os.Lstat(anon.Path(top)); !os.IsNotExist(err) {
 			t.Fatal("a path appeared without a read token")
 		}
-		substituteWith(t, srv.URL, key, top, want, readNetrc)
+		substituteWith(t, nix, srv.URL, key, top, want, readNetrc)
 	}
 }

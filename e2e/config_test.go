@@ -18,6 +18,10 @@ import (
 // create its data directory and signing key, print the public key and a
 // push token once, and accept a push from Nix with that token.
 func TestEmbeddedDefaults(t *testing.T) {
+	nixtest.Each(t, testEmbeddedDefaults)
+}
+
+func testEmbeddedDefaults(t *testing.T, nix *nixtest.Nix) {
 	dir := t.TempDir()
 	env := []string{"CACHED_LISTEN=127.0.0.1:0"}
 	srv := start(t, dir, env)
@@ -36,11 +40,11 @@ func TestEmbeddedDefaults(t *testing.T) {
 		t.Errorf("signing-key.pub holds %q, printed %q", got, pub[1])
 	}
 
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	nonce := nixtest.Nonce()
 	top := builder.Build(nixtest.Derivation("defaults-"+nonce, `echo `+nonce+` > $out`))[0]
 	want := hashes(t, builder, []string{top})
-	nixtest.New(t, "netrc-file = "+netrc(t, tok[1])).Run("nix", "copy", "--to", srv.URL, top)
+	nix.New(t, "netrc-file = "+netrc(t, tok[1])).Run("nix", "copy", "--to", srv.URL, top)
 
 	// Restart: same key, and the token is not printed again.
 	srv.stop()
@@ -52,7 +56,7 @@ func TestEmbeddedDefaults(t *testing.T) {
 		t.Errorf("the push token was printed again:\n%s", srv.Stdout)
 	}
 	deleteLocally(t, builder, []string{top})
-	substitute(t, srv.URL, pub[1], top, want)
+	substitute(t, nix, srv.URL, pub[1], top, want)
 
 	// Tokens made with `cached token create` work while the server runs,
 	// and stop working when removed.

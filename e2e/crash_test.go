@@ -63,23 +63,27 @@ func newPushSetup(t *testing.T) *pushSetup {
 	return s
 }
 
-// pusher returns a fresh client (empty narinfo cache) holding the push
+// pusher returns a fresh client of nix (empty narinfo cache) holding the push
 // token. It gives up on the first failed upload: Nix would otherwise retry
 // for seconds against a server that is gone.
-func (s *pushSetup) pusher(t *testing.T) *nixtest.Client {
-	return nixtest.New(t, "netrc-file = "+netrc(t, s.token), "download-attempts = 1")
+func (s *pushSetup) pusher(t *testing.T, nix *nixtest.Nix) *nixtest.Client {
+	return nix.New(t, "netrc-file = "+netrc(t, s.token), "download-attempts = 1")
 }
 
 // TestVerifyCommand pushes a closure with Nix, checks that `cached verify`
 // passes while the server runs, then deletes one NAR file and checks that
 // both verify modes name the path that lost it.
 func TestVerifyCommand(t *testing.T) {
-	builder := nixtest.New(t)
+	nixtest.Each(t, testVerifyCommand)
+}
+
+func testVerifyCommand(t *testing.T, nix *nixtest.Nix) {
+	builder := nix.New(t)
 	s := newPushSetup(t)
 	srv := start(t, s.dir, nil, s.args...)
 	top := builder.Build(closureExpr(nixtest.Nonce()))[0]
 	closure := builder.Closure(top)
-	s.pusher(t).Run("nix", "copy", "--to", srv.URL, top)
+	s.pusher(t, nix).Run("nix", "copy", "--to", srv.URL, top)
 	verifyClean(t, s.dir, s.data, false)
 	verifyClean(t, s.dir, s.data, true)
 	// A mistyped data directory is an error, not an empty cache.
@@ -152,8 +156,12 @@ func TestKillDuringPush(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes and kills the server repeatedly")
 	}
+	nixtest.Each(t, testKillDuringPush)
+}
+
+func testKillDuringPush(t *testing.T, nix *nixtest.Nix) {
 	const rounds = 8
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	tops := builder.Build(crashClosures(nixtest.Nonce(), rounds+1))
 	if len(tops) != rounds+1 {
 		t.Fatalf("built %d closures, want %d", len(tops), rounds+1)
@@ -169,16 +177,15 @@ func TestKillDuringPush(t *testing.T) {
 	// One undisturbed push measures how long a push takes.
 	srv := start(t, s.dir, nil, s.args...)
 	began := time.Now()
-	s.pusher(t).Run("nix", "copy", "--to", srv.URL+"?compression=none", tops[0])
+	s.pusher(t, nix).Run("nix", "copy", "--to", srv.URL+"?compression=none", tops[0])
 	took := time.Since(began)
 	srv.stop()
 	t.Logf("a push of %d paths took %v", len(builder.Closure(tops[0])), took)
 
 	for round := 1; round <= rounds; round++ {
 		srv := start(t, s.dir, nil, s.args...)
-		c := s.pusher(t)
-		push := exec.Command("nix", "copy", "--to", srv.URL+"?compression=none", tops[round])
-		push.Env = c.Env
+		c := s.pusher(t, nix)
+		push := nix.Command(c.Env, "nix", "copy", "--to", srv.URL+"?compression=none", tops[round])
 		var pushOut bytes.Buffer
 		push.Stdout, push.Stderr = &pushOut, &pushOut
 		if err := push.Start(); err != nil {
@@ -217,7 +224,7 @@ func TestKillDuringPush(t *testing.T) {
 	// A complete push over what the kills left, then everything back by
 	// substitution.
 	srv = start(t, s.dir, nil, s.args...)
-	s.pusher(t).Run("nix", append([]string{"copy", "--to", srv.URL + "?compression=zstd"}, tops...)...)
+	s.pusher(t, nix).Run("nix", append([]string{"copy", "--to", srv.URL + "?compression=zstd"}, tops...)...)
 	verifyClean(t, s.dir, s.data, true)
 	want := make([]map[string]string, len(tops))
 	var all []string
@@ -228,7 +235,7 @@ func TestKillDuringPush(t *testing.T) {
 	}
 	deleteLocally(t, builder, all)
 	for i, top := range tops {
-		substitute(t, srv.URL, s.pub, top, want[i])
+		substitute(t, nix, srv.URL, s.pub, top, want[i])
 	}
 	srv.stop()
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
@@ -16,13 +15,17 @@ import (
 // valid push token, after a real push: each is refused with a 4xx, the
 // cache still verifies, and Nix still substitutes the genuine paths.
 func TestForgedUploads(t *testing.T) {
-	builder := nixtest.New(t)
+	nixtest.Each(t, testForgedUploads)
+}
+
+func testForgedUploads(t *testing.T, nix *nixtest.Nix) {
+	builder := nix.New(t)
 	srv := startCache(t, blobBackend{name: "disk"})
 	token, pub := srv.Token, srv.Pub
 	nonce := nixtest.Nonce()
 	top := builder.Build(nixtest.Derivation("forge-"+nonce, `echo genuine `+nonce+` > $out`))[0]
 	want := hashes(t, builder, []string{top})
-	nixtest.New(t, "netrc-file = "+netrc(t, token)).Run("nix", "copy", "--to", srv.URL, top)
+	nix.New(t, "netrc-file = "+netrc(t, token)).Run("nix", "copy", "--to", srv.URL, top)
 	hash := filepath.Base(top)[:32]
 	_, genuine := srv.get("/"+hash+".narinfo", "")
 
@@ -61,8 +64,8 @@ func TestForgedUploads(t *testing.T) {
 	}
 	srv.verify(t, blobBackend{name: "disk"})
 	deleteLocally(t, builder, []string{top})
-	substitute(t, srv.URL, pub, top, want)
-	if _, err := os.Stat(top); err != nil || !bytes.Contains([]byte(readFile(t, top)), []byte("genuine")) {
+	substitute(t, nix, srv.URL, pub, top, want)
+	if _, err := os.Stat(builder.Path(top)); err != nil || !strings.Contains(readFile(t, builder.Path(top)), "genuine") {
 		t.Errorf("substituted path: %v", err)
 	}
 }

@@ -17,10 +17,14 @@ import (
 // closure of the top path comes back by substitution with nothing rebuilt;
 // an unused closure pushed beside it is gone, and a pinned one stays.
 func TestPathsOutliveLocalGC(t *testing.T) {
+	nixtest.Each(t, testPathsOutliveLocalGC)
+}
+
+func testPathsOutliveLocalGC(t *testing.T, nix *nixtest.Nix) {
 	b := blobBackend{name: "disk"}
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	srv := startCache(t, b)
-	push := nixtest.New(t, "netrc-file = "+netrc(t, srv.Token))
+	push := nix.New(t, "netrc-file = "+netrc(t, srv.Token))
 
 	used := builder.Build(closureExpr("used-" + nixtest.Nonce()))[0]
 	unused := builder.Build(closureExpr("unused-" + nixtest.Nonce()))[0]
@@ -59,7 +63,7 @@ func TestPathsOutliveLocalGC(t *testing.T) {
 
 	srv.proc = start(t, srv.Dir, b.env, "--listen", "127.0.0.1:0", "--data-dir", srv.Data,
 		"--push-token-file", filepath.Join(srv.Dir, "tokens"))
-	substitute(t, srv.URL, srv.Pub, used, want)
+	substitute(t, nix, srv.URL, srv.Pub, used, want)
 	for _, p := range unusedClosure {
 		if code, _ := srv.get("/"+filepath.Base(p)[:32]+".narinfo", ""); code != 404 {
 			t.Errorf("%s survived the collection: %d", p, code)
@@ -103,11 +107,15 @@ func sameSet(a, b []string) bool {
 // TestScheduledGC: `cached serve --gc-interval` collects on its own,
 // counting from the last collection recorded in the catalog.
 func TestScheduledGC(t *testing.T) {
+	nixtest.Each(t, testScheduledGC)
+}
+
+func testScheduledGC(t *testing.T, nix *nixtest.Nix) {
 	b := blobBackend{name: "disk"}
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	first := startCache(t, b)
 	top := builder.Build(nixtest.Derivation("scheduled-"+nixtest.Nonce(), `echo $out > $out`))[0]
-	nixtest.New(t, "netrc-file = "+netrc(t, first.Token)).Run("nix", "copy", "--to", first.URL, top)
+	nix.New(t, "netrc-file = "+netrc(t, first.Token)).Run("nix", "copy", "--to", first.URL, top)
 	first.stop()
 	// A first collection, recorded in the catalog, that keeps everything.
 	cachedCmd(t, first.Dir, "gc", "--data-dir", first.Data)

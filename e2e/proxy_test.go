@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,17 +13,19 @@ import (
 // container is a Nix installation with a store of its own (its own store
 // directory, database and nix.conf), as a build container with a /nix
 // volume has: garbage-collecting it touches nothing else on the machine.
+// It lives under t.TempDir(), which the client in the sid root sees at the
+// same path: its store paths are where they say on the host too.
 type container struct {
 	t    *testing.T
+	nix  *nixtest.Nix
 	root string
 	env  []string
 }
 
-func newContainer(t *testing.T) *container {
+func newContainer(t *testing.T, nix *nixtest.Nix) *container {
 	t.Helper()
-	nixtest.Require(t)
 	root := t.TempDir()
-	c := &container{t: t, root: root}
+	c := &container{t: t, nix: nix, root: root}
 	conf := filepath.Join(root, "etc", "nix")
 	if err := os.MkdirAll(conf, 0o755); err != nil {
 		t.Fatal(err)
@@ -32,25 +34,27 @@ func newContainer(t *testing.T) *container {
 	// cache. `substituters =` drops cache.nixos.org (no network here).
 	writeFile(t, filepath.Join(conf, "nix.conf"),
 		"build-users-group =\nsandbox = false\nsubstituters =\nnarinfo-cache-negative-ttl = 0\n")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NIX_") && !strings.HasPrefix(kv, "XDG_CACHE_HOME=") {
-			c.env = append(c.env, kv)
-		}
-	}
-	c.env = append(c.env,
-		"NIX_STORE_DIR="+c.store(), "NIX_STATE_DIR="+filepath.Join(root, "var", "nix"),
-		"NIX_LOG_DIR="+filepath.Join(root, "var", "log", "nix"), "NIX_CONF_DIR="+conf,
-		"NIX_REMOTE=", "XDG_CACHE_HOME="+filepath.Join(root, "cache"))
+	c.env = []string{
+		"NIX_STORE_DIR=" + c.store(), "NIX_STATE_DIR=" + filepath.Join(root, "var", "nix"),
+		"NIX_LOG_DIR=" + filepath.Join(root, "var", "log", "nix"), "NIX_CONF_DIR=" + conf,
+		"NIX_REMOTE=", "XDG_CACHE_HOME=" + filepath.Join(root, "cache")}
 	return c
 }
 
 func (c *container) store() string { return filepath.Join(c.root, "store") }
 
-// run runs a command in the container, returning stdout and stderr.
-func (c *container) run(name string, args ...string) (string, string) {
+// runLog runs a command in the container with extra environment entries,
+// returning its stdout and stderr; it fails the test if the command fails.
+func (c *container) runLog(extraEnv []string, name string, args ...string) (string, string) {
 	c.t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = c.env
+	env := append(slices.Clone(c.env), extraEnv...)
+	cmd := c.nix.Command(env, name, args...)
+	// The host's client gets this process's environment too: none of its
+	// Nix settings may reach the container. (The sid root's client gets
+	// env alone; cmd.Env is then only that of unshare.)
+	cmd.Env = append(slices.DeleteFunc(cmd.Env, func(kv string) bool {
+		return strings.HasPrefix(kv, "NIX_") || strings.HasPrefix(kv, "XDG_CACHE_HOME=")
+	}), env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -59,41 +63,74 @@ func (c *container) run(name string, args ...string) (string, string) {
 	return out.String(), errb.String()
 }
 
+// Run runs a command in the container and returns its stdout.
+func (c *container) Run(name string, args ...string) string {
+	c.t.Helper()
+	out, _ := c.runLog(nil, name, args...)
+	return out
+}
+
+// copyRecipe copies the files of deploy/proxy-container into a temporary
+// directory, which the sid root's client sees too, and returns it.
+func copyRecipe(t *testing.T) string {
+	t.Helper()
+	const from = "../deploy/proxy-container"
+	dir := t.TempDir()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, e.Name()), b, info.Mode().Perm())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // TestProxyContainer plays the proxy container: a build container whose
 // Nix is configured by deploy/proxy-container/setup uses cached as its
 // substituter and push target. It builds (the post-build hook pushes each
 // build), garbage-collects its whole store, and gets every path back by
 // substitution with nothing rebuilt.
 func TestProxyContainer(t *testing.T) {
-	box := newContainer(t)
+	nixtest.Each(t, testProxyContainer)
+}
+
+func testProxyContainer(t *testing.T, nix *nixtest.Nix) {
+	box := newContainer(t, nix)
 	srv := startCache(t, blobBackend{name: "disk"}, "--store-dir", box.store())
 
-	setup := exec.Command("../deploy/proxy-container/setup")
-	setup.Env = append(box.env, "CACHED_URL="+srv.URL, "CACHED_TOKEN="+srv.Token, "CACHED_PUBLIC_KEY="+srv.Pub)
-	if out, err := setup.CombinedOutput(); err != nil {
-		t.Fatalf("setup: %v\n%s", err, out)
-	}
+	// setup installs the hook in the container's NIX_CONF_DIR, where Nix
+	// runs it (with its own sh and coreutils in the sid root).
+	box.runLog([]string{"CACHED_URL=" + srv.URL, "CACHED_TOKEN=" + srv.Token, "CACHED_PUBLIC_KEY=" + srv.Pub},
+		filepath.Join(copyRecipe(t), "setup"))
 
 	f := filepath.Join(box.root, "build.nix")
 	writeFile(t, f, closureExpr("container-"+nixtest.Nonce()))
-	out, log := box.run("nix-build", "--no-out-link", f)
+	out, log := box.runLog(nil, "nix-build", "--no-out-link", f)
 	top := strings.TrimSpace(out)
-	closureOut, _ := box.run("nix-store", "-qR", top)
-	closure := strings.Fields(closureOut)
+	closure := strings.Fields(box.Run("nix-store", "-qR", top))
 	if len(closure) != 4 || !strings.HasPrefix(top, box.store()+"/") {
 		t.Fatalf("built %s with closure %v", top, closure)
 	}
-	want := map[string]string{}
+	want := hashes(t, box, closure)
 	for _, p := range closure {
-		h, _ := box.run("nix-store", "-q", "--hash", p)
-		want[p] = strings.TrimSpace(h)
 		if code, _ := srv.get("/"+filepath.Base(p)[:32]+".narinfo", ""); code != 200 {
 			t.Errorf("%s was not pushed by the post-build hook: %d\n%s", p, code, log)
 		}
 	}
 
 	// The container's store is collected whole.
-	box.run("nix-collect-garbage")
+	box.Run("nix-collect-garbage")
 	for _, p := range closure {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Fatalf("%s survived nix-collect-garbage", p)
@@ -101,17 +138,10 @@ func TestProxyContainer(t *testing.T) {
 	}
 
 	// Every path comes back from the cache, unchanged, nothing rebuilt.
-	_, log = box.run("nix-store", "--realise", top)
+	_, log = box.runLog(nil, "nix-store", "--realise", top)
 	if strings.Contains(log, "building '") {
 		t.Errorf("something was rebuilt:\n%s", log)
 	}
-	for p, h := range want {
-		if !strings.Contains(log, "copying path '"+p+"' from '"+srv.URL) {
-			t.Errorf("%s was not substituted from the cache:\n%s", p, log)
-		}
-		if got, _ := box.run("nix-store", "-q", "--hash", p); strings.TrimSpace(got) != h {
-			t.Errorf("%s: hash %s after substitution, %s before", p, strings.TrimSpace(got), h)
-		}
-	}
-	box.run("nix-store", "--verify", "--check-contents")
+	checkSubstituted(t, box, srv.URL, log, want)
+	box.Run("nix-store", "--verify", "--check-contents")
 }

@@ -22,8 +22,14 @@ func closureExpr(nonce string) string {
 in ` + d("top-"+nonce, `mkdir $out; echo ${tree} ${big} > $out/refs; ln -s ${tree}/bin/hello $out/run`)
 }
 
+// nixRunner runs a Nix command on a store and returns its standard output,
+// failing the test if it fails: a *nixtest.Client, or a container.
+type nixRunner interface {
+	Run(name string, args ...string) string
+}
+
 // hashes returns the NAR hash of each path, as the local store records it.
-func hashes(t *testing.T, c *nixtest.Client, paths []string) map[string]string {
+func hashes(t *testing.T, c nixRunner, paths []string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, p := range paths {
@@ -37,38 +43,49 @@ func deleteLocally(t *testing.T, c *nixtest.Client, paths []string) {
 	t.Helper()
 	c.Run("nix-store", append([]string{"--delete"}, paths...)...)
 	for _, p := range paths {
-		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+		if _, err := os.Lstat(c.Path(p)); !os.IsNotExist(err) {
 			t.Fatalf("%s still exists after nix-store --delete", p)
 		}
 	}
 }
 
-// substitute realises top from the server, trusting only key, and checks
-// that every path came back by substitution with its original hash.
-func substitute(t *testing.T, url, key, top string, want map[string]string) {
+// substitute realises top from the server with a fresh client of nix,
+// trusting only key, and checks that every path came back by substitution
+// with its original hash.
+func substitute(t *testing.T, nix *nixtest.Nix, url, key, top string, want map[string]string) {
 	t.Helper()
-	substituteWith(t, url, key, top, want)
+	substituteWith(t, nix, url, key, top, want)
 }
 
 // substituteWith is substitute with extra nix.conf lines.
-func substituteWith(t *testing.T, url, key, top string, want map[string]string, extraConf ...string) {
+func substituteWith(t *testing.T, nix *nixtest.Nix, url, key, top string, want map[string]string, extraConf ...string) {
 	t.Helper()
-	c := nixtest.New(t, append([]string{"substituters = " + url, "trusted-public-keys = " + key}, extraConf...)...)
+	c := nix.New(t, append([]string{"substituters = " + url, "trusted-public-keys = " + key}, extraConf...)...)
 	_, stderr, err := c.Try("nix-store", "-r", top)
 	if err != nil {
 		t.Fatalf("substituting %s: %v\n%s", top, err, stderr)
 	}
-	for p, h := range want {
-		if !strings.Contains(stderr, "copying path '"+p+"' from '"+url) {
-			t.Errorf("%s was not substituted from the cache:\n%s", p, stderr)
-		}
-		if got := strings.TrimSpace(c.Run("nix-store", "-q", "--hash", p)); got != h {
-			t.Errorf("%s: hash %s after substitution, %s before", p, got, h)
-		}
-	}
+	checkSubstituted(t, c, url, stderr, want)
 	c.Run("nix-store", append([]string{"--verify-path"}, keys(want)...)...)
 }
 
+// checkSubstituted checks, from the log of a realisation by c, that every
+// path of want was copied from the cache at url, and that it has its
+// original hash.
+func checkSubstituted(t *testing.T, c nixRunner, url, log string, want map[string]string) {
+	t.Helper()
+	got := hashes(t, c, keys(want))
+	for p, h := range want {
+		if !strings.Contains(log, "copying path '"+p+"' from '"+url) {
+			t.Errorf("%s was not substituted from the cache:\n%s", p, log)
+		}
+		if got[p] != h {
+			t.Errorf("%s: hash %s after substitution, %s before", p, got[p], h)
+		}
+	}
+}
+
+// keys returns the keys of m, in no particular order.
 func keys(m map[string]string) []string {
 	var out []string
 	for k := range m {
@@ -77,12 +94,17 @@ func keys(m map[string]string) []string {
 	return out
 }
 
+// TestPushSubstituteRestart pushes a closure with every client to a server
+// on every storage backend, with and without a token, substitutes it back,
+// refuses a wrong key, and substitutes again after a restart.
 func TestPushSubstituteRestart(t *testing.T) {
-	eachBackend(t, testPushSubstituteRestart)
+	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
+		eachBackend(t, func(t *testing.T, b blobBackend) { testPushSubstituteRestart(t, nix, b) })
+	})
 }
 
-func testPushSubstituteRestart(t *testing.T, b blobBackend) {
-	builder := nixtest.New(t)
+func testPushSubstituteRestart(t *testing.T, nix *nixtest.Nix, b blobBackend) {
+	builder := nix.New(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	sk, pk := filepath.Join(dir, "sk"), filepath.Join(dir, "pk")
@@ -109,7 +131,7 @@ func testPushSubstituteRestart(t *testing.T, b blobBackend) {
 	want := hashes(t, builder, closure)
 
 	// A push without a token is refused and leaves nothing behind.
-	anon := nixtest.New(t)
+	anon := nix.New(t)
 	if _, stderr, err := anon.Try("nix", "copy", "--to", srv.URL, top); err == nil {
 		t.Fatalf("push without a token succeeded:\n%s", stderr)
 	}
@@ -126,7 +148,7 @@ func testPushSubstituteRestart(t *testing.T, b blobBackend) {
 	// client too, with listings.
 	csk, cpk := filepath.Join(dir, "client-sk"), filepath.Join(dir, "client-pk")
 	builder.Run("nix-store", "--generate-binary-cache-key", "e2e-client-1", csk, cpk)
-	pusher := nixtest.New(t, "netrc-file = "+netrc(t, token))
+	pusher := nix.New(t, "netrc-file = "+netrc(t, token))
 	pusher.Run("nix", "copy", "--to", srv.URL+"?compression=xz&write-nar-listing=1&secret-key="+csk, top)
 	for _, p := range closure {
 		code, ni := srv.get("/"+filepath.Base(p)[:32]+".narinfo", "")
@@ -158,7 +180,7 @@ func testPushSubstituteRestart(t *testing.T, b blobBackend) {
 	// Pushing the same closure again, from a client with an empty narinfo
 	// cache, uploads nothing.
 	puts := len(srv.requests("PUT"))
-	again := nixtest.New(t, "netrc-file = "+netrc(t, token))
+	again := nix.New(t, "netrc-file = "+netrc(t, token))
 	again.Run("nix", "copy", "--to", srv.URL, top)
 	if n := len(srv.requests("PUT")) - puts; n != 0 {
 		t.Errorf("pushing the same closure again made %d PUT requests", n)
@@ -167,24 +189,24 @@ func testPushSubstituteRestart(t *testing.T, b blobBackend) {
 	// Delete the closure locally and substitute it back, trusting only the
 	// server's key.
 	deleteLocally(t, builder, closure)
-	substitute(t, srv.URL, pub, top, want)
+	substitute(t, nix, srv.URL, pub, top, want)
 
 	// A different key with the same name is refused.
 	deleteLocally(t, builder, closure)
 	wsk, wpk := filepath.Join(dir, "wrong-sk"), filepath.Join(dir, "wrong-pk")
 	builder.Run("nix-store", "--generate-binary-cache-key", "e2e-cache-1", wsk, wpk)
-	wrong := nixtest.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+readFile(t, wpk))
+	wrong := nix.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+readFile(t, wpk))
 	if _, stderr, err := wrong.Try("nix-store", "-r", top); err == nil {
 		t.Fatalf("substitution trusting a wrong key succeeded:\n%s", stderr)
 	}
-	if _, err := os.Lstat(top); !os.IsNotExist(err) {
+	if _, err := os.Lstat(wrong.Path(top)); !os.IsNotExist(err) {
 		t.Fatalf("%s appeared although its signature is not trusted", top)
 	}
 
 	// Restart on the same data and substitute again.
 	srv.stop()
 	srv = start(t, dir, b.env, args...)
-	substitute(t, srv.URL, pub, top, want)
+	substitute(t, nix, srv.URL, pub, top, want)
 	if out := cachedCmd(t, dir, append([]string{"verify", "--contents", "--data-dir", data}, b.args()...)...); !strings.Contains(out, ": OK") {
 		t.Errorf("cached verify:\n%s", out)
 	}

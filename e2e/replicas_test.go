@@ -21,10 +21,14 @@ import (
 // cache consistent and the client's retry through the other succeeds; and
 // only one garbage collection runs across them.
 func TestReplicas(t *testing.T) {
+	nixtest.Each(t, testReplicas)
+}
+
+func testReplicas(t *testing.T, nix *nixtest.Nix) {
 	b := newS3Backend(t)
 	pg := pgtest.Start(t)
 	db := pg.NewDatabase(t)
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	dir := t.TempDir()
 	sk, pk := filepath.Join(dir, "sk"), filepath.Join(dir, "pk")
 	cachedCmd(t, dir, "keygen", "replicas-1", sk, pk)
@@ -39,7 +43,7 @@ func TestReplicas(t *testing.T) {
 	}
 	a, c := replica("a"), replica("b")
 	push := func(via *proc, paths ...string) (string, error) {
-		cl := nixtest.New(t, "netrc-file = "+netrc(t, token), "download-attempts = 1")
+		cl := nix.New(t, "netrc-file = "+netrc(t, token), "download-attempts = 1")
 		_, stderr, err := cl.Try("nix", append([]string{"copy", "--to", via.URL + "?compression=none"}, paths...)...)
 		return stderr, err
 	}
@@ -63,7 +67,7 @@ func TestReplicas(t *testing.T) {
 		t.Errorf("replica b answered the remembered miss for %v after the push", took)
 	}
 	deleteLocally(t, builder, closure)
-	substitute(t, c.URL, pub, top, want)
+	substitute(t, nix, c.URL, pub, top, want)
 
 	// Replica a dies (kill -9) while it stores a large NAR.
 	big := builder.Build(bigClosure("replicas-" + nixtest.Nonce()))[0]
@@ -87,7 +91,7 @@ func TestReplicas(t *testing.T) {
 	}
 	deleteLocally(t, builder, bigClosure)
 	a = replica("a")
-	substitute(t, a.URL, pub, big, wantBig)
+	substitute(t, nix, a.URL, pub, big, wantBig)
 
 	// One collection across replicas: while another holder has the lock in
 	// PostgreSQL, `cached gc` says so and does nothing.

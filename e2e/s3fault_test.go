@@ -19,14 +19,18 @@ import (
 // so, and nothing is half-published. When it returns, the server recovers
 // on its own: the cache verifies and every path substitutes.
 func TestS3Outage(t *testing.T) {
+	nixtest.Each(t, testS3Outage)
+}
+
+func testS3Outage(t *testing.T, nix *nixtest.Nix) {
 	b := newS3Backend(t)
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	srv := startCache(t, b)
 	token, pub := srv.Token, srv.Pub
 	// One attempt: Nix ≤ 2.32 retries a failed PUT without its body and
 	// stalls, and a test need not wait out download retries.
 	pusher := func() *nixtest.Client {
-		return nixtest.New(t, "netrc-file = "+netrc(t, token), "download-attempts = 1")
+		return nix.New(t, "netrc-file = "+netrc(t, token), "download-attempts = 1")
 	}
 
 	// A closure with a large NAR, pushed while S3 is up.
@@ -72,12 +76,12 @@ func TestS3Outage(t *testing.T) {
 		}
 	}
 	deleteLocally(t, builder, firstClosure)
-	down := nixtest.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+pub, "download-attempts = 1")
+	down := nix.New(t, "substituters = "+srv.URL, "trusted-public-keys = "+pub, "download-attempts = 1")
 	if _, stderr, err := down.Try("nix-store", "-r", first); err == nil {
 		t.Fatalf("substitution succeeded with S3 down:\n%s", stderr)
 	}
 	for _, p := range firstClosure {
-		if _, err := os.Lstat(p); err == nil && strings.Contains(p, "-big-") {
+		if _, err := os.Lstat(down.Path(p)); err == nil && strings.Contains(p, "-big-") {
 			t.Fatalf("%s appeared although its NAR could not be read", p)
 		}
 	}
@@ -85,7 +89,7 @@ func TestS3Outage(t *testing.T) {
 	// S3 returns: the server recovers without a restart.
 	b.minio.Restart(t)
 	waitReady(t, srv.proc)
-	substitute(t, srv.URL, pub, first, want)
+	substitute(t, nix, srv.URL, pub, first, want)
 
 	// S3 goes away during a push: nothing of the interrupted path is
 	// published; after S3 returns the cache verifies and the push succeeds.
@@ -114,7 +118,7 @@ func TestS3Outage(t *testing.T) {
 	srv.verify(t, b)
 	pusher().Run("nix", "copy", "--to", srv.URL+"?compression=none", second)
 	deleteLocally(t, builder, secondClosure)
-	substitute(t, srv.URL, pub, second, wantSecond)
+	substitute(t, nix, srv.URL, pub, second, wantSecond)
 }
 
 // bigClosure is a small path referencing a 96 MiB one.

@@ -13,15 +13,19 @@ import (
 // TestS3Redirect serves NAR downloads as redirects to presigned S3 URLs:
 // the bytes go from MinIO to Nix directly, and substitution still works.
 func TestS3Redirect(t *testing.T) {
+	nixtest.Each(t, testS3Redirect)
+}
+
+func testS3Redirect(t *testing.T, nix *nixtest.Nix) {
 	b := newS3Backend(t)
-	builder := nixtest.New(t)
+	builder := nix.New(t)
 	srv := startCache(t, b, "--s3-redirect")
 	token, pub := srv.Token, srv.Pub
 
 	top := builder.Build(closureExpr(nixtest.Nonce()))[0]
 	closure := builder.Closure(top)
 	want := hashes(t, builder, closure)
-	nixtest.New(t, "netrc-file = "+netrc(t, token)).Run("nix", "copy", "--to", srv.URL, top)
+	nix.New(t, "netrc-file = "+netrc(t, token)).Run("nix", "copy", "--to", srv.URL, top)
 
 	_, ni := srv.get("/"+filepath.Base(top)[:32]+".narinfo", "")
 	nar := regexp.MustCompile(`URL: (\S+)`).FindStringSubmatch(ni)[1]
@@ -41,7 +45,7 @@ func TestS3Redirect(t *testing.T) {
 
 	before := len(srv.requests("GET"))
 	deleteLocally(t, builder, closure)
-	substitute(t, srv.URL, pub, top, want)
+	substitute(t, nix, srv.URL, pub, top, want)
 	for _, l := range srv.requests("GET")[before:] {
 		if strings.Contains(l, "path=/nar/") && !strings.Contains(l, "status=307") {
 			t.Errorf("a NAR was not redirected: %s", l)

@@ -19,10 +19,14 @@ import (
 // TestCollectNixClosure collects a closure that Nix built and wrote with
 // `nix copy --to file://`, pushed file by file as a client would: the real
 // references (a self-reference included) keep it whole while its top is
-// used, and it goes whole when it is not.
-func TestCollectNixClosure(t *testing.T) {
+// used, and it goes whole when it is not. It runs with every installed
+// Nix client.
+func TestCollectNixClosure(t *testing.T) { nixtest.Each(t, testCollectNixClosure) }
+
+// testCollectNixClosure is TestCollectNixClosure with one Nix client.
+func testCollectNixClosure(t *testing.T, nix *nixtest.Nix) {
 	ctx := context.Background()
-	c := nixtest.New(t)
+	c := nix.New(t)
 	n := nixtest.Nonce()
 	d := nixtest.Derivation
 	out := c.Build(`let

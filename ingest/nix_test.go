@@ -16,8 +16,12 @@ import (
 // TestNixFileCache ingests what `nix copy --to file://` writes, file by
 // file, in each compression Nix offers: every NAR and narinfo Nix produces
 // must be accepted, and the published narinfo must keep Nix's signature.
-func TestNixFileCache(t *testing.T) {
-	c := nixtest.New(t)
+// It runs with every installed Nix client.
+func TestNixFileCache(t *testing.T) { nixtest.Each(t, testNixFileCache) }
+
+// testNixFileCache is TestNixFileCache with one Nix client.
+func testNixFileCache(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	n := nixtest.Nonce()
 	d := nixtest.Derivation
 	top := c.Build(`let

@@ -64,9 +64,13 @@ func narinfos(t *testing.T, dir string) map[string][]byte {
 }
 
 // TestNixWrittenNarinfos parses what nix copy writes, with each compression,
-// signed and not, and re-renders it byte for byte.
-func TestNixWrittenNarinfos(t *testing.T) {
-	c := nixtest.New(t)
+// signed and not, and re-renders it byte for byte. It runs with every
+// installed Nix client.
+func TestNixWrittenNarinfos(t *testing.T) { nixtest.Each(t, testNixWrittenNarinfos) }
+
+// testNixWrittenNarinfos is TestNixWrittenNarinfos with one Nix client.
+func testNixWrittenNarinfos(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	top, source, text, all := nixPaths(t, c)
 	tmp := t.TempDir()
 	sk, pk := filepath.Join(tmp, "sk"), filepath.Join(tmp, "pk")
@@ -124,8 +128,12 @@ func TestNixWrittenNarinfos(t *testing.T) {
 // TestNixAcceptsReRendered mangles Nix's narinfos with every trap of
 // protocol.md §2, checks that Nix rejects the mangled files, then checks
 // that Nix accepts what AppendText makes of them, signatures included.
-func TestNixAcceptsReRendered(t *testing.T) {
-	c := nixtest.New(t)
+// It runs with every installed Nix client.
+func TestNixAcceptsReRendered(t *testing.T) { nixtest.Each(t, testNixAcceptsReRendered) }
+
+// testNixAcceptsReRendered is TestNixAcceptsReRendered with one Nix client.
+func testNixAcceptsReRendered(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	_, _, _, all := nixPaths(t, c)
 	tmp := t.TempDir()
 	sk, pk := filepath.Join(tmp, "sk"), filepath.Join(tmp, "pk")
@@ -139,7 +147,7 @@ func TestNixAcceptsReRendered(t *testing.T) {
 
 	verify := func() error {
 		// A fresh client each time: no narinfo disk cache from earlier runs.
-		v := nixtest.New(t, "trusted-public-keys = "+string(pub))
+		v := nix.New(t, "trusted-public-keys = "+string(pub))
 		_, stderr, err := v.Try("nix", append([]string{"store", "verify", "--store", "file://" + dir}, all...)...)
 		if err != nil {
 			t.Logf("nix store verify: %v: %s", err, stderr)

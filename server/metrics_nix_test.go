@@ -11,8 +11,12 @@ import (
 // TestMetricsNixPush pushes a closure with the real Nix client and reads
 // it back with a fresh one: every upload is accepted and counted once per
 // path, the lookups before the push are misses and those after are hits.
-func TestMetricsNixPush(t *testing.T) {
-	builder := nixtest.New(t)
+// It runs with every installed Nix client.
+func TestMetricsNixPush(t *testing.T) { nixtest.Each(t, testMetricsNixPush) }
+
+// testMetricsNixPush is TestMetricsNixPush with one Nix client.
+func testMetricsNixPush(t *testing.T, nix *nixtest.Nix) {
+	builder := nix.New(t)
 	e := newMetricsEnv(t, true)
 	n := nixtest.Nonce()
 	d := nixtest.Derivation
@@ -26,7 +30,7 @@ in ` + d("top-"+n, `mkdir $out; ln -s ${leaf} $out/leaf; seq 1 50000 > $out/data
 	if err := os.WriteFile(netrc, []byte("machine 127.0.0.1 login nix password "+pushToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pusher := nixtest.New(t, "netrc-file = "+netrc)
+	pusher := nix.New(t, "netrc-file = "+netrc)
 	pusher.Run("nix", "copy", "--to", e.srv.URL+"?compression=xz&write-nar-listing=1", top)
 	f := e.scrape()
 	for _, kind := range []string{"nar", "narinfo", "listing"} {
@@ -46,7 +50,7 @@ in ` + d("top-"+n, `mkdir $out; ln -s ${leaf} $out/leaf; seq 1 50000 > $out/data
 	}
 
 	t.Logf("%v paths, %v misses", paths, misses)
-	reader := nixtest.New(t)
+	reader := nix.New(t)
 	reader.Run("nix", "path-info", "--store", e.srv.URL, "-r", top)
 	f = e.scrape()
 	if got := f.get("cached_narinfo_requests_total", "result", "hit"); got < paths {

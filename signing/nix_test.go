@@ -14,41 +14,70 @@ import (
 	"github.com/nix-cached/cached/internal/nixtest"
 )
 
-// pathInfo is the part of `nix path-info --json --sigs` (Nix 2.8) we use.
+// pathInfo is the part of `nix path-info --json --sigs` we use.
 type pathInfo struct {
-	Path       string   `json:"path"`
+	Path       string   `json:"path"`    // Nix 2.8 only: 2.34 keys the objects by path
 	NarHash    string   `json:"narHash"` // SRI, "sha256-<base64>"
 	NarSize    int64    `json:"narSize"`
 	References []string `json:"references"` // full store paths
-	Signatures []string `json:"signatures"` // absent when there are none
+	Signatures []string `json:"signatures"` // absent (Nix 2.8) or empty (2.34) when there are none
 }
 
 // queryPathInfo runs `nix path-info --json --sigs path` and checks the shape
-// of its output: an array of one object per path.
+// of its output: one object for the path, with the members we use.
 func queryPathInfo(t *testing.T, c *nixtest.Client, path string) pathInfo {
 	t.Helper()
 	out := c.Run("nix", "path-info", "--json", "--sigs", path)
-	var raw []map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(out), &raw); err != nil {
-		t.Fatalf("nix path-info --json: %v\n%s", err, out)
+	raw := byPath[map[string]json.RawMessage](t, c.Nix, out)
+	if _, ok := raw[path]; !ok || len(raw) != 1 {
+		t.Fatalf("nix path-info --json printed %d objects, want 1 for %s:\n%s", len(raw), path, out)
 	}
-	if len(raw) != 1 {
-		t.Fatalf("nix path-info --json printed %d objects, want 1:\n%s", len(raw), out)
-	}
-	for _, k := range []string{"path", "narHash", "narSize", "references"} {
-		if _, ok := raw[0][k]; !ok {
+	for _, k := range []string{"narHash", "narSize", "references"} {
+		if _, ok := raw[path][k]; !ok {
 			t.Fatalf("nix path-info --json has no %q:\n%s", k, out)
 		}
 	}
-	var infos []pathInfo
-	if err := json.Unmarshal([]byte(out), &infos); err != nil {
-		t.Fatalf("nix path-info --json: %v\n%s", err, out)
-	}
-	info := infos[0]
-	if info.Path != path || !strings.HasPrefix(info.NarHash, "sha256-") || info.NarSize <= 0 {
+	info := byPath[pathInfo](t, c.Nix, out)[path]
+	info.Path = path
+	if !strings.HasPrefix(info.NarHash, "sha256-") || info.NarSize <= 0 {
 		t.Fatalf("unexpected path info %+v", info)
 	}
 	return info
+}
+
+// byPath decodes the output of `nix path-info --json` into one value per
+// store path. Nix 2.8 prints an array of objects, each naming its path in
+// "path"; Nix 2.34 prints an object whose members are named by path.
+func byPath[T any](t *testing.T, nix *nixtest.Nix, out string) map[string]T {
+	t.Helper()
+	m := make(map[string]T)
+	if nix.AtLeast(2, 34) {
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("nix path-info --json: %v\n%s", err, out)
+		}
+		return m
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("nix path-info --json: %v\n%s", err, out)
+	}
+	for _, o := range list {
+		var p struct {
+			Path string `json:"path"`
+		}
+		var v T
+		if err := json.Unmarshal(o, &p); err != nil || p.Path == "" {
+			t.Fatalf("nix path-info --json: no path in %s: %v", o, err)
+		}
+		if _, dup := m[p.Path]; dup {
+			t.Fatalf("nix path-info --json: %s twice:\n%s", p.Path, out)
+		}
+		if err := json.Unmarshal(o, &v); err != nil {
+			t.Fatalf("nix path-info --json: %v\n%s", err, o)
+		}
+		m[p.Path] = v
+	}
+	return m
 }
 
 // fingerprint builds protocol.md §3's "1;path;sha256:nix32;size;refs",
@@ -109,8 +138,14 @@ func exitCode(t *testing.T, err error) int {
 	return ee.ExitCode()
 }
 
-func TestNixGeneratedKeysLoad(t *testing.T) {
-	c := nixtest.New(t)
+// TestNixGeneratedKeysLoad loads the key files that nix-store
+// --generate-binary-cache-key writes. It runs with every installed Nix
+// client.
+func TestNixGeneratedKeysLoad(t *testing.T) { nixtest.Each(t, testNixGeneratedKeysLoad) }
+
+// testNixGeneratedKeysLoad is TestNixGeneratedKeysLoad with one Nix client.
+func testNixGeneratedKeysLoad(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	name := "nix-made-" + nixtest.Nonce()
 	skPath, pkPath := nixKeys(t, c, name)
 	sk, err := LoadSecretKeyFile(skPath)
@@ -132,8 +167,14 @@ func TestNixGeneratedKeysLoad(t *testing.T) {
 	}
 }
 
-func TestNixAcceptsOurKeys(t *testing.T) {
-	c := nixtest.New(t)
+// TestNixAcceptsOurKeys signs a path with Nix and our secret key: Nix
+// makes our signature, and nix store verify trusts our public key and no
+// other. It runs with every installed Nix client.
+func TestNixAcceptsOurKeys(t *testing.T) { nixtest.Each(t, testNixAcceptsOurKeys) }
+
+// testNixAcceptsOurKeys is TestNixAcceptsOurKeys with one Nix client.
+func testNixAcceptsOurKeys(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	dir := t.TempDir()
 	sk, err := GenerateKey("ours-"+nixtest.Nonce(), nil)
 	if err != nil {
@@ -180,8 +221,16 @@ func TestNixAcceptsOurKeys(t *testing.T) {
 	}
 }
 
+// TestOurVerifyAcceptsNixSignatures verifies a signature that Nix made with
+// its own key. It runs with every installed Nix client.
 func TestOurVerifyAcceptsNixSignatures(t *testing.T) {
-	c := nixtest.New(t)
+	nixtest.Each(t, testOurVerifyAcceptsNixSignatures)
+}
+
+// testOurVerifyAcceptsNixSignatures is TestOurVerifyAcceptsNixSignatures
+// with one Nix client.
+func testOurVerifyAcceptsNixSignatures(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	skPath, pkPath := nixKeys(t, c, "nix-signer-"+nixtest.Nonce())
 	path := buildWithRefs(t, c)
 	c.Run("nix", "store", "sign", "--key-file", skPath, path)

@@ -3,6 +3,7 @@ package signing
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,9 +13,13 @@ import (
 // TestVerifyAnyMatchesNix puts sets of Sig lines on a narinfo in a file://
 // binary cache and checks that VerifyAny decides as `nix store verify` does:
 // exit 0 (trusted) is true, exit 2 (untrusted) is false, exit 4 (error:
-// "signature is not valid" or a base64 error) is an error.
-func TestVerifyAnyMatchesNix(t *testing.T) {
-	c := nixtest.New(t)
+// "signature is not valid" or a base64 error; exit 1 from Nix 2.34 for
+// the latter) is an error. It runs with every installed Nix client.
+func TestVerifyAnyMatchesNix(t *testing.T) { nixtest.Each(t, testVerifyAnyMatchesNix) }
+
+// testVerifyAnyMatchesNix is TestVerifyAnyMatchesNix with one Nix client.
+func testVerifyAnyMatchesNix(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	n := nixtest.Nonce()
 	a, err := GenerateKey("a-"+n, nil)
 	if err != nil {
@@ -68,13 +73,19 @@ func TestVerifyAnyMatchesNix(t *testing.T) {
 			if err := os.WriteFile(narinfoPath, []byte(ni), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c := nixtest.New(t) // a fresh narinfo disk cache
+			c := nix.New(t) // a fresh narinfo disk cache
 			_, stderr, err := c.Try("nix", "store", "verify", "--store", "file://"+cache, "--no-contents",
 				"--trusted-public-keys", trusted, "--sigs-needed", "1", path)
 			code := exitCode(t, err)
 			ok, verr := VerifyAny([]PublicKey{a.Public(), b.Public()}, fp, tt.sigs)
 			var want int
 			switch {
+			case verr != nil && nix.AtLeast(2, 34) && slices.ContainsFunc(tt.sigs, notBase64):
+				// Nix 2.34 decodes every Sig line as it reads the
+				// narinfo: one that is not base64 makes the narinfo
+				// unreadable, and the command fails (exit 1) before it
+				// checks the path. An error all the same.
+				want = 1
 			case verr != nil:
 				want = 4
 			case !ok:
@@ -85,4 +96,14 @@ func TestVerifyAnyMatchesNix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// base64Alphabet is the standard base64 alphabet with its padding.
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+// notBase64 tells whether the part of a signature after its key name holds
+// a character that is not base64, which Nix's decoder refuses outright.
+func notBase64(sig string) bool {
+	_, b64, _ := strings.Cut(sig, ":")
+	return strings.ContainsFunc(b64, func(r rune) bool { return !strings.ContainsRune(base64Alphabet, r) })
 }

@@ -102,9 +102,12 @@ func TestMakeReject(t *testing.T) {
 }
 
 // TestMakeAgainstNix adds fresh files to the real store and recomputes
-// their paths.
-func TestMakeAgainstNix(t *testing.T) {
-	c := nixtest.New(t)
+// their paths. It runs with every installed Nix client.
+func TestMakeAgainstNix(t *testing.T) { nixtest.Each(t, testMakeAgainstNix) }
+
+// testMakeAgainstNix is TestMakeAgainstNix with one Nix client.
+func testMakeAgainstNix(t *testing.T, nix *nixtest.Nix) {
+	c := nix.New(t)
 	n := nixtest.Nonce()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file-"+n+".txt")
