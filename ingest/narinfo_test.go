@@ -183,35 +183,6 @@ func TestNarInfoIncompleteClosureAllowed(t *testing.T) {
 	}
 }
 
-func TestRealisation(t *testing.T) {
-	f := newFixture(t, nil)
-	id := "sha256:" + strings.Repeat("ab", 32) + "!out"
-	doc := `{"id":"` + id + `","outPath":"` + pathA + `","signatures":[],"dependentRealisations":{}}`
-	if err := f.ing.Realisation(context.Background(), id, []byte(doc)); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("realisation of an unpublished path: %v", err)
-	}
-	if _, err := f.publish(f.upload(t, pathA)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.ing.Realisation(context.Background(), id, []byte(doc)); err != nil {
-		t.Fatal(err)
-	}
-	got, err := f.cat.Realisation(context.Background(), id)
-	if err != nil || string(got) != doc {
-		t.Fatalf("stored %q, %v", got, err)
-	}
-	for _, bad := range []struct{ id, doc string }{
-		{"sha256:" + strings.Repeat("cd", 32) + "!out", doc},
-		{"md5:abc!out", doc},
-		{id, "{"},
-		{id, `{"id":"` + id + `","outPath":"../../etc"}`},
-	} {
-		if err := f.ing.Realisation(context.Background(), bad.id, []byte(bad.doc)); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Realisation(%q, %q) = %v", bad.id, bad.doc, err)
-		}
-	}
-}
-
 // TestRepublishKeepsServedNAR pushes the same contents again under another
 // NAR file (keep mode, other compression): the narinfo keeps naming the NAR
 // that clients may have cached.

@@ -2,48 +2,42 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/realisation"
 	"github.com/nix-cached/cached/storepath"
 )
 
-// ValidateRealisationID checks a DrvOutput id, "sha256:<64 hex>!<output>".
-func ValidateRealisationID(id string) error {
-	hash, out, ok := strings.Cut(id, "!")
-	hex, isSHA := strings.CutPrefix(hash, "sha256:")
-	if !ok || !isSHA || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return fmt.Errorf("%w: realisation id %q is not sha256:<hex>!<output>", ErrInvalid, id)
-	}
-	if err := storepath.ValidateName(out); err != nil {
-		return fmt.Errorf("%w: realisation id %q: output name: %v", ErrInvalid, id, err)
-	}
-	return nil
-}
-
-// realisation is the part of a .doi file the cache checks.
-type realisation struct {
-	ID      string `json:"id"`
-	OutPath string `json:"outPath"`
-}
-
-// Realisation stores a realisation (ca-derivations) uploaded under id. Its
-// id must match and its output path must be published, unless incomplete
-// closures are allowed.
+// Realisation stores a legacy realisation (realisations/<id>.doi, Nix ≤
+// 2.34 and Lix) uploaded under id.
 func (in *Ingester) Realisation(ctx context.Context, id string, body []byte) error {
-	if err := ValidateRealisationID(id); err != nil {
-		return err
+	r, err := realisation.ParseLegacy(id, body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	var r realisation
-	if err := json.Unmarshal(body, &r); err != nil {
-		return fmt.Errorf("%w: realisation is not JSON: %v", ErrInvalid, err)
+	return in.putRealisation(ctx, r)
+}
+
+// BuildTrace stores a build trace entry (build-trace-v2/<drv>/<output>.doi,
+// Nix ≥ 2.35) uploaded for output of the derivation drv (a basename).
+func (in *Ingester) BuildTrace(ctx context.Context, drv, output string, body []byte) error {
+	r, err := realisation.ParseBuildTrace(drv, output, body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if r.ID != id {
-		return fmt.Errorf("%w: realisation %q uploaded as %q", ErrInvalid, r.ID, id)
-	}
+	return in.putRealisation(ctx, r)
+}
+
+// putRealisation publishes a realisation signed by the server's keys, as
+// Nix signs one, keeping the client's well-formed signatures. Its output
+// path must be published, unless incomplete closures are allowed. The
+// same realisation uploaded again gains its signatures; one that names
+// another output path is refused, as Nix's own store refuses it, and the
+// first stays.
+func (in *Ingester) putRealisation(ctx context.Context, r *realisation.Realisation) error {
 	out, err := storepath.ParseBase(r.OutPath)
 	if err != nil {
 		return fmt.Errorf("%w: realisation outPath: %v", ErrInvalid, err)
@@ -55,5 +49,35 @@ func (in *Ingester) Realisation(ctx context.Context, id string, body []byte) err
 			return err
 		}
 	}
-	return in.cat.PutRealisation(ctx, id, body)
+	sigs := in.keepSigs(r.Sigs)
+	prev, err := in.cat.Realisation(ctx, r.ID)
+	switch {
+	case err == nil:
+		old, perr := reparse(r, prev)
+		if perr != nil {
+			return fmt.Errorf("ingest: stored realisation %s: %w", r.ID, perr)
+		}
+		if old.OutPath != r.OutPath {
+			return fmt.Errorf("%w: realisation %s is %s here, not %s", catalog.ErrConflict, r.ID, old.OutPath, r.OutPath)
+		}
+		sigs = append(sigs, in.keepSigs(old.Sigs)...)
+	case !errors.Is(err, catalog.ErrNotFound):
+		return err
+	}
+	for _, fp := range r.Fingerprints() {
+		for _, k := range in.opt.Keys {
+			sigs = append(sigs, k.Sign(fp))
+		}
+	}
+	slices.Sort(sigs)
+	r.Sigs = slices.Compact(sigs)
+	return in.cat.PutRealisation(ctx, r.ID, r.Marshal())
+}
+
+// reparse parses a stored document of r's format and key.
+func reparse(r *realisation.Realisation, body []byte) (*realisation.Realisation, error) {
+	if r.Format == realisation.BuildTrace {
+		return realisation.ParseBuildTrace(r.DrvPath, r.Output, body)
+	}
+	return realisation.ParseLegacy(r.ID, body)
 }

@@ -215,6 +215,19 @@ func (s *Server) getRealisation(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return s.serveRealisation(w, r, id)
+}
+
+func (s *Server) getBuildTrace(w http.ResponseWriter, r *http.Request) error {
+	drv, output, err := buildTraceParams(r)
+	if err != nil {
+		return err
+	}
+	return s.serveRealisation(w, r, drv+"^"+output)
+}
+
+// serveRealisation serves a stored realisation of either format.
+func (s *Server) serveRealisation(w http.ResponseWriter, r *http.Request, id string) error {
 	body, err := s.cat.Realisation(r.Context(), id)
 	if err != nil {
 		return err

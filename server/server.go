@@ -162,6 +162,8 @@ func (s *Server) routes() {
 	put("/log/{drv}", s.upload(metrics.KindLog, s.putLog))
 	getHead("/realisations/{file}", read(s.getRealisation))
 	put("/realisations/{file}", s.upload(metrics.KindRealisation, s.putRealisation))
+	getHead("/build-trace-v2/{drv}/{file}", read(s.getBuildTrace))
+	put("/build-trace-v2/{drv}/{file}", s.upload(metrics.KindRealisation, s.putBuildTrace))
 	getHead("/debuginfo/{id}", read(s.getDebugInfo))
 	put("/debuginfo/{id}", s.upload(metrics.KindDebugInfo, s.putDebugInfo))
 

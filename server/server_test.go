@@ -200,13 +200,27 @@ func TestLogsRealisationsDebugInfo(t *testing.T) {
 	e.do("GET", "/log/"+pathA[:33]+"other.drv", "", nil).expect(t, 404, "missing log")
 	e.do("PUT", "/log/not-a-drv", pushToken, []byte("x")).expect(t, 400, "bad log name")
 
+	// A realisation as Nix 2.34 uploads it ("!" escaped), served signed.
 	id := "sha256:" + strings.Repeat("0f", 32) + "!out"
-	doc := `{"id":"` + id + `","outPath":"` + pathA + `","signatures":[],"dependentRealisations":{}}`
-	e.do("PUT", "/realisations/"+id+".doi", pushToken, []byte(doc)).expect(t, 204, "PUT realisation")
-	if r := e.do("GET", "/realisations/"+id+".doi", "", nil).expect(t, 200, "GET realisation"); r.body != doc {
-		t.Errorf("realisation: %q", r.body)
+	doc := `{"dependentRealisations":{},"id":"` + id + `","outPath":"` + pathA + `","signatures":[]}`
+	e.do("PUT", "/realisations/"+strings.Replace(id, "!", "%21", 1)+".doi", pushToken, []byte(doc)).expect(t, 204, "PUT realisation")
+	fp := `{"dependentRealisations":{},"id":"` + id + `","outPath":"` + pathA + `"}`
+	signed := strings.Replace(doc, `"signatures":[]`, `"signatures":["`+e.key.Sign([]byte(fp))+`"]`, 1)
+	if r := e.do("GET", "/realisations/"+id+".doi", "", nil).expect(t, 200, "GET realisation"); r.body != signed {
+		t.Errorf("realisation: %s, want %s", r.body, signed)
 	}
 	e.do("GET", "/realisations/"+strings.Replace(id, "0f", "1f", 1)+".doi", "", nil).expect(t, 404, "missing realisation")
+	// A build trace entry, as Nix 2.35 uploads it.
+	trace := "/build-trace-v2/" + pathB + ".drv/out.doi"
+	e.do("PUT", trace, pushToken, []byte(`{"outPath":"`+pathA+`","signatures":[]}`)).expect(t, 204, "PUT build trace")
+	fp = `{"key":{"drvPath":"` + pathB + `.drv","outputName":"out"},"value":{"outPath":"` + pathA + `"}}`
+	name, sig, _ := strings.Cut(e.key.Sign([]byte(fp)), ":")
+	want := `{"outPath":"` + pathA + `","signatures":[{"keyName":"` + name + `","sig":"` + sig + `"}]}`
+	if r := e.do("GET", trace, "", nil).expect(t, 200, "GET build trace"); r.body != want {
+		t.Errorf("build trace: %s, want %s", r.body, want)
+	}
+	e.do("GET", "/build-trace-v2/"+pathB+".drv/dev.doi", "", nil).expect(t, 404, "missing build trace")
+	e.do("GET", "/build-trace-v2/"+pathB+"/out.doi", "", nil).expect(t, 400, "build trace of a non-derivation")
 
 	build := strings.Repeat("ab", 20)
 	di := `{"archive":"../nar/` + p.xzName + `","member":"lib/debug/.build-id/ab/x.debug"}`

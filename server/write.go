@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/realisation"
 	"github.com/nix-cached/cached/storage"
 )
 
@@ -184,16 +185,28 @@ func (s *Server) putLog(w http.ResponseWriter, r *http.Request) error {
 }
 
 // realisationParam returns the DrvOutput id of "/realisations/<id>.doi".
+// Nix 2.34 escapes its "!" as %21.
 func realisationParam(r *http.Request) (string, error) {
 	file, err := url.PathUnescape(chi.URLParam(r, "file"))
 	if err != nil {
 		return "", fmt.Errorf("%w: realisation name: %v", errBadRequest, err)
 	}
 	id, ok := strings.CutSuffix(file, ".doi")
-	if !ok || ingest.ValidateRealisationID(id) != nil {
+	if !ok || realisation.ValidateLegacyID(id) != nil {
 		return "", fmt.Errorf("%w: %q is not <sha256:hash!output>.doi", errBadRequest, file)
 	}
 	return id, nil
+}
+
+// buildTraceParams returns the derivation and output of
+// "/build-trace-v2/<drv>/<output>.doi".
+func buildTraceParams(r *http.Request) (drv, output string, err error) {
+	drv = chi.URLParam(r, "drv")
+	output, ok := strings.CutSuffix(chi.URLParam(r, "file"), ".doi")
+	if !ok || realisation.ValidateKey(drv, output) != nil {
+		return "", "", fmt.Errorf("%w: %q is not <derivation>/<output>.doi", errBadRequest, drv+"/"+chi.URLParam(r, "file"))
+	}
+	return drv, output, nil
 }
 
 func (s *Server) putRealisation(w http.ResponseWriter, r *http.Request) error {
@@ -206,6 +219,22 @@ func (s *Server) putRealisation(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.ing.Realisation(r.Context(), id, data); err != nil {
+		return err
+	}
+	created(w)
+	return nil
+}
+
+func (s *Server) putBuildTrace(w http.ResponseWriter, r *http.Request) error {
+	drv, output, err := buildTraceParams(r)
+	if err != nil {
+		return err
+	}
+	data, err := readSmall(w, r, maxSmallBody)
+	if err != nil {
+		return err
+	}
+	if err := s.ing.BuildTrace(r.Context(), drv, output, data); err != nil {
 		return err
 	}
 	created(w)
