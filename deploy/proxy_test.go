@@ -92,6 +92,10 @@ func recipeDir(t *testing.T, nix *nixtest.Nix) string {
 	return dir
 }
 
+// hookTools are the commands the post-build hook uses: Nix and the
+// coreutils that the nixos/nix image has.
+var hookTools = []string{"nix", "nix-store", "timeout", "mktemp", "mkdir", "rm"}
+
 // setupTools are the commands the setup script may use.
 var setupTools = []string{"dirname", "mkdir", "mv", "chmod", "touch", "grep", "curl", "wget"}
 
@@ -118,8 +122,8 @@ func nixEnv(t *testing.T, nix *nixtest.Nix, confDir string) []string {
 		}
 	}
 	// A fresh narinfo disk cache, as in a new container; the hook gets
-	// Nix's PATH, with nothing but Nix and coreutils' timeout.
-	return append(env, "NIX_CONF_DIR="+confDir, "XDG_CACHE_HOME="+t.TempDir(), toolPath(t, nix.Root, "nix", "nix-store", "timeout"))
+	// Nix's PATH, with nothing but Nix and the coreutils it uses.
+	return append(env, "NIX_CONF_DIR="+confDir, "XDG_CACHE_HOME="+t.TempDir(), toolPath(t, nix.Root, hookTools...))
 }
 
 // nixRun runs a Nix command in nix's environment with env and returns its
@@ -260,7 +264,7 @@ func testProxyContainer(t *testing.T, nix *nixtest.Nix) {
 // so and succeeds.
 func TestHookNothingToPush(t *testing.T) {
 	cmd := exec.Command(filepath.Join(recipe, "post-build-hook"))
-	cmd.Env = []string{toolPath(t, "", "nix", "nix-store", "timeout"), "OUT_PATHS=", "CACHED_URL=http://127.0.0.1:9"}
+	cmd.Env = []string{toolPath(t, "", hookTools...), "OUT_PATHS=", "CACHED_URL=http://127.0.0.1:9"}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "nothing to push") {
 		t.Errorf("hook without paths: %v\n%s", err, out)

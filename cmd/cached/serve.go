@@ -90,12 +90,22 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	return fs, f
 }
 
+// microseconds writes a record's time to the microsecond (slog's text
+// handler writes milliseconds), so that the request log can tell how
+// many uploads overlapped: a narinfo PUT takes about a millisecond.
+func microseconds(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.StringValue(a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
+	}
+	return a
+}
+
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level %q", errUsage, level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: microseconds}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil

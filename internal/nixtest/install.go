@@ -1,6 +1,7 @@
 package nixtest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -157,28 +158,71 @@ func Require(t testing.TB) { t.Helper(); Clients(t) }
 // the command there with only the environment given. The temporary
 // directory is mounted at the same path, so files a test writes there
 // (expressions, netrc files, narinfo caches, file:// caches) have the
-// same names inside and out.
+// same names inside and out. A file given as online is mounted over the
+// kernel's list of online CPUs (see cpusFile).
 const chrootScript = `set -e
-root=$1 tmp=$2; shift 2
+root=$1 tmp=$2 online=$3; shift 3
 mount --bind /proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount --bind /sys "$root/sys"
+[ -z "$online" ] || mount --bind "$online" "$root/sys/devices/system/cpu/online"
 mkdir -p "$root$tmp"
 mount --bind "$tmp" "$root$tmp"
 exec chroot "$root" /usr/bin/env -i "$@"`
+
+// hostScript runs a command of the host's client with a file mounted over
+// the list of online CPUs, in a mount namespace of its own.
+const hostScript = `set -e
+mount --bind "$1" /sys/devices/system/cpu/online
+shift
+exec "$@"`
 
 // Command returns a command that runs name in n's environment: env (KEY=
 // value entries) added to this process's for the host's client, or alone
 // with HOME and PATH inside the root.
 func (n *Nix) Command(env []string, name string, args ...string) *exec.Cmd {
-	if n.Root == "" {
-		cmd := exec.Command(name, args...)
-		cmd.Env = append(os.Environ(), env...)
-		return cmd
+	return n.command(env, "", name, args...)
+}
+
+// command is Command with online, when not "", mounted over the list of
+// online CPUs (a file from cpusFile).
+func (n *Nix) command(env []string, online, name string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	switch {
+	case n.Root == "" && online == "":
+		cmd = exec.Command(name, args...)
+	case n.Root == "":
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", hostScript, "sh", online, name}, args...)...)
+	default:
+		full := append([]string{"--mount", "--propagation", "private", "sh", "-c", chrootScript, "sh",
+			n.Root, os.TempDir(), online, "HOME=/root", "PATH=/usr/bin:/bin"}, env...)
+		full = append(append(full, name), args...)
+		cmd = exec.Command("unshare", full...)
+		env = nil // the script passes them to the command alone
 	}
-	full := append([]string{"-c", chrootScript, "sh", n.Root, os.TempDir(), "HOME=/root", "PATH=/usr/bin:/bin"}, env...)
-	full = append(full, name)
-	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh"}, append(full, args...)...)...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	return cmd
+}
+
+// cpusFile returns a file that lists CPUs 0 to cpus-1 as online, in the
+// kernel's format. Mounted over /sys/devices/system/cpu/online, it makes
+// glibc's get_nprocs, and so Nix's thread pools (which size themselves by
+// std::thread::hardware_concurrency), see that many CPUs: Nix 2.34
+// uploads as many paths at once as it sees CPUs, up to
+// http-connections, so a test can push as a 16-core CI runner does.
+func cpusFile(cpus int) (string, error) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("nixtest-cpus-%d", cpus))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	f, err := os.CreateTemp(os.TempDir(), "nixtest-cpus-*")
+	if err != nil {
+		return "", err
+	}
+	_, werr := fmt.Fprintf(f, "0-%d\n", cpus-1)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return path, os.Rename(f.Name(), path)
 }

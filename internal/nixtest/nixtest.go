@@ -26,6 +26,9 @@ type Client struct {
 	Nix   *Nix     // the installation that runs the commands
 	Extra string   // extra nix.conf lines
 	Env   []string // the client's own environment entries, built by New
+	// CPUs, when positive, is how many CPUs the client sees (see
+	// cpusFile); 0 leaves it the machine's.
+	CPUs int
 }
 
 // New returns a client of the host's Nix with a private XDG_CACHE_HOME and
@@ -67,7 +70,14 @@ func (c *Client) Run(name string, args ...string) string {
 // and error without failing the test.
 func (c *Client) Try(name string, args ...string) (string, string, error) {
 	c.t.Helper()
-	cmd := c.Nix.Command(c.Env, name, args...)
+	online := ""
+	if c.CPUs > 0 {
+		var err error
+		if online, err = cpusFile(c.CPUs); err != nil {
+			c.t.Fatalf("%s: %v", name, err)
+		}
+	}
+	cmd := c.Nix.command(c.Env, online, name, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

@@ -45,3 +45,14 @@ func TestClients(t *testing.T) {
 	}
 	t.Logf("clients: %v", names)
 }
+
+// TestCPUs makes a client see 16 CPUs, whatever the machine has.
+func TestCPUs(t *testing.T) {
+	Each(t, func(t *testing.T, nix *Nix) {
+		c := nix.New(t)
+		c.CPUs = 16
+		if got := strings.TrimSpace(c.Run("getconf", "_NPROCESSORS_ONLN")); got != "16" {
+			t.Fatalf("the client sees %s CPUs, want 16", got)
+		}
+	})
+}
