@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,6 +40,9 @@ func addDataFlags(fs *flag.FlagSet) *dataFlags {
 type backend struct {
 	store storage.Store
 	cat   catalog.Catalog
+	// catalogExisted is whether the catalog is known to predate this
+	// open: its SQLite file was there (never set for PostgreSQL).
+	catalogExisted bool
 }
 
 func (b *backend) Close() error {
@@ -70,50 +75,133 @@ func (d *dataFlags) openStorage(ctx context.Context) (storage.Store, error) {
 	return nil, fmt.Errorf("%w: --storage %q: want file:///PATH or s3://BUCKET/PREFIX", errUsage, d.storage)
 }
 
-// openExisting opens the cache for a maintenance command, refusing a data
-// directory that does not exist when the catalog lives there: opening would
-// create an empty cache.
+// errNoCache is why a command other than `cached serve` refuses to run: it
+// was pointed at a place that holds no cache, and opening it there would
+// create an empty one.
+var errNoCache = errors.New("no cache")
+
+// openExisting opens the cache for a maintenance command, after
+// requireExisting: unlike create, it never makes a data directory or an
+// empty catalog.
 func (d *dataFlags) openExisting(ctx context.Context) (*backend, error) {
-	if d.database == "" {
-		if _, err := os.Stat(d.dataDir); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
+	if err := d.requireExisting(); err != nil {
+		return nil, err
 	}
 	return d.open(ctx)
 }
 
-// open opens (creating if needed) the data directory's catalog and the
-// blob store.
-func (d *dataFlags) open(ctx context.Context) (*backend, error) {
+// requireExisting checks, without creating anything, that the cache the
+// flags name is there: a SQLite catalog's file (DATA-DIR/cached.db by
+// default), and the data directory when it holds the catalog or the blobs.
+// A PostgreSQL catalog is named explicitly, in a database that an operator
+// made, and with it and --storage the data directory is not used at all.
+// It fails with errNoCache, naming the absolute path, when one is missing.
+func (d *dataFlags) requireExisting() error {
+	dir, err := filepath.Abs(d.dataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	file, isSQLite, err := d.catalogFile()
+	if err != nil {
+		return err
+	}
+	const hint = "only `cached serve` creates one"
+	if d.storage == "" || d.database == "" {
+		if ok, err := exists(dir); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		} else if !ok {
+			return fmt.Errorf("%w: data directory %s does not exist; %s (pass --data-dir with the directory of an existing cache)", errNoCache, dir, hint)
+		}
+	}
+	if !isSQLite {
+		return nil
+	}
+	ok, err := exists(file)
+	switch {
+	case err != nil:
+		return fmt.Errorf("catalog: %w", err)
+	case ok:
+		return nil
+	case d.database == "":
+		return fmt.Errorf("%w: data directory %s holds no cache (no %s); %s (pass --data-dir with the directory of an existing cache)", errNoCache, dir, filepath.Base(file), hint)
+	}
+	return fmt.Errorf("%w: catalog %s does not exist; %s (check --database)", errNoCache, file, hint)
+}
+
+// exists reports whether path exists; an error is one other than its absence.
+func exists(path string) (bool, error) {
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// create opens the cache for `cached serve`, the one command that makes
+// the data directory, and an empty catalog, when they are not there.
+func (d *dataFlags) create(ctx context.Context) (*backend, error) {
 	if err := os.MkdirAll(d.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	return d.open(ctx)
+}
+
+// open opens the blob store and the catalog. A SQLite catalog that is not
+// there is created: callers check first (openExisting) or mean it (create).
+func (d *dataFlags) open(ctx context.Context) (*backend, error) {
 	store, err := d.openStorage(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening blob storage: %w", err)
 	}
-	cat, err := d.openCatalog(ctx)
+	cat, existed, err := d.openCatalog(ctx)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("opening catalog: %w", err)
 	}
-	return &backend{store: store, cat: cat}, nil
+	return &backend{store: store, cat: cat, catalogExisted: existed}, nil
 }
 
-// openCatalog opens the metadata store that --database names. The URL
-// holds a password: it never appears in an error.
-func (d *dataFlags) openCatalog(ctx context.Context) (catalog.Catalog, error) {
+// catalogFile returns the SQLite catalog's file, DATA-DIR/cached.db or
+// the path of a sqlite:/// --database; isSQLite is false for PostgreSQL.
+func (d *dataFlags) catalogFile() (file string, isSQLite bool, err error) {
 	switch {
 	case d.database == "":
-		return sqlite.Open(ctx, filepath.Join(d.dataDir, "cached.db"))
+		return filepath.Join(d.dataDir, "cached.db"), true, nil
 	case strings.HasPrefix(d.database, "sqlite:"):
 		u, err := url.Parse(d.database)
 		if err != nil || u.Host != "" || !filepath.IsAbs(u.Path) || u.RawQuery != "" {
-			return nil, fmt.Errorf("%w: --database sqlite: want sqlite:///ABSOLUTE/PATH", errUsage)
+			return "", false, fmt.Errorf("%w: --database sqlite: want sqlite:///ABSOLUTE/PATH", errUsage)
 		}
-		return sqlite.Open(ctx, u.Path)
-	case strings.HasPrefix(d.database, "postgres://"), strings.HasPrefix(d.database, "postgresql://"):
-		return postgres.Open(ctx, d.database)
+		return u.Path, true, nil
 	}
-	return nil, fmt.Errorf("%w: --database: want postgres://… or sqlite:///PATH", errUsage)
+	return "", false, nil
+}
+
+// openCatalog opens the metadata store that --database names, and reports
+// whether it existed before: true when its SQLite file was there, false
+// for a new SQLite file and for PostgreSQL (unknown). The URL holds a
+// password: it never appears in an error.
+func (d *dataFlags) openCatalog(ctx context.Context) (catalog.Catalog, bool, error) {
+	file, isSQLite, err := d.catalogFile()
+	switch {
+	case err != nil:
+		return nil, false, err
+	case isSQLite:
+		existed, err := exists(file)
+		if err != nil {
+			return nil, false, err
+		}
+		cat, err := sqlite.Open(ctx, file)
+		if err != nil {
+			return nil, false, err
+		}
+		return cat, existed, nil
+	case strings.HasPrefix(d.database, "postgres://"), strings.HasPrefix(d.database, "postgresql://"):
+		cat, err := postgres.Open(ctx, d.database)
+		if err != nil {
+			return nil, false, err
+		}
+		return cat, false, nil
+	}
+	return nil, false, fmt.Errorf("%w: --database: want postgres://… or sqlite:///PATH", errUsage)
 }

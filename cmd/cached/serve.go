@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,9 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -146,7 +143,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := f.data.open(ctx)
+	b, err := f.data.create(ctx)
 	if err != nil {
 		return err
 	}
@@ -166,7 +163,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		b.cat = infocache.New(ctx, b.cat, infocache.Options{MaxBytes: f.narinfoCache, Logger: log})
 	}
 
-	keys, err := loadOrCreateKeys(f, stdout)
+	keys, err := loadOrCreateKeys(ctx, f, b, stdout)
 	if err != nil {
 		return err
 	}
@@ -337,51 +334,6 @@ func gcLoop(ctx context.Context, col *gc.Collector, cat catalog.Catalog, met *me
 				"kept_racing", len(res.Kept), "live_paths", res.LivePaths, "live_bytes", res.LiveBytes, "over_quota", res.OverQuota)
 		}
 	}
-}
-
-// defaultKeyName names a generated key after the host, so that keys of
-// different caches do not collide in trusted-public-keys.
-func defaultKeyName() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "cached-1"
-	}
-	h = strings.Map(func(r rune) rune {
-		if r == ':' || r == ' ' || r == '\t' {
-			return '-'
-		}
-		return r
-	}, h)
-	return h + "-cached-1"
-}
-
-// loadOrCreateKeys loads the signing keys; with none configured it uses
-// DATA-DIR/signing-key, generating it on first start.
-func loadOrCreateKeys(f *serveFlags, stdout io.Writer) ([]signing.SecretKey, error) {
-	paths := f.signingKeys.vals
-	if len(paths) == 0 {
-		p := filepath.Join(f.data.dataDir, "signing-key")
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			sk, err := signing.GenerateKey(defaultKeyName(), rand.Reader)
-			if err != nil {
-				return nil, err
-			}
-			if err := signing.WriteKeyFiles(sk, p, p+".pub"); err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(stdout, "generated signing key %s (public half in %s.pub)\n", p, p)
-		}
-		paths = []string{p}
-	}
-	keys := make([]signing.SecretKey, 0, len(paths))
-	for _, p := range paths {
-		sk, err := signing.LoadSecretKeyFile(p)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, sk)
-	}
-	return keys, nil
 }
 
 // tokenConfig loads token files. When neither a push token file nor any

@@ -42,9 +42,9 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	b, err := data.open(ctx)
+	b, err := data.openExisting(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("token %s: %w", args[0], err)
 	}
 	defer b.Close()
 	switch args[0] {
