@@ -2,10 +2,14 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/andybalholm/brotli"
+
+	"github.com/nix-cached/cached/narinfo"
+	"github.com/nix-cached/cached/storage"
 )
 
 // brotliOf compresses b with brotli, as Nix does for br.
@@ -76,4 +80,24 @@ func TestNARHeadIsExistence(t *testing.T) {
 	if !strings.Contains(r.body, ".nar.lzo") {
 		t.Errorf("415 says %q, not which compression", r.body)
 	}
+}
+
+// TestNARHeadAsksTheCatalog answers a HEAD from the catalog: a blob whose
+// upload has not recorded it yet is not there (a parallel push would
+// otherwise skip its upload and publish a narinfo naming a NAR that is
+// not ready), and a ready NAR is.
+func TestNARHeadAsksTheCatalog(t *testing.T) {
+	e := newEnv(t, true)
+	p := e.push(pathA, "recorded")
+	served, err := narinfo.Parse([]byte(e.do("GET", "/"+pathA[:32]+".narinfo", "", nil).body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.do("HEAD", "/"+served.URL, "", nil).expect(t, 200, "HEAD of a ready NAR")
+	e.do("HEAD", "/nar/"+p.xzName, "", nil).expect(t, 404, "HEAD of the name it was uploaded under (stored as zstd)")
+	pending := "nar/" + strings.Repeat("2", 52) + ".nar.zst"
+	if _, err := storage.Put(context.Background(), e.store, pending, strings.NewReader("half-recorded")); err != nil {
+		t.Fatal(err)
+	}
+	e.do("HEAD", "/"+pending, "", nil).expect(t, 404, "HEAD of a blob with no ready record")
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/nix-cached/cached/storage"
@@ -16,6 +17,10 @@ var errDown = errors.New("connection refused")
 
 func (unreachable) Stat(context.Context, string) (storage.Info, error) {
 	return storage.Info{}, errDown
+}
+
+func (unreachable) Open(context.Context, string) (io.ReadSeekCloser, error) {
+	return nil, errDown
 }
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -33,5 +38,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	if !regexpMatch(`path=/readyz status=503 .*error="connection refused"`, e.logs.String()) {
 		t.Errorf("the reason is not logged:\n%s", e.logs)
 	}
-	e.do("HEAD", "/nar/"+zeros52+".nar.zst", readToken, nil).expect(t, 500, "HEAD NAR with storage down is not a 404")
+	e.do("GET", "/nar/"+zeros52+".nar.zst", readToken, nil).expect(t, 500, "GET NAR with storage down is not a 404")
+	// A HEAD asks the catalog first.
+	e.do("HEAD", "/nar/"+zeros52+".nar.zst", readToken, nil).expect(t, 404, "HEAD of a NAR the catalog lacks")
 }

@@ -140,7 +140,8 @@ type response struct {
 	body   string
 }
 
-// do sends a request; token "" sends none. Extra headers are "Name: value".
+// do sends a request; token "" sends none. Extra headers are "Name: value"
+// ("Host: h" sets the request's Host).
 func (e *env) do(method, path, token string, body []byte, headers ...string) response {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
@@ -152,7 +153,11 @@ func (e *env) do(method, path, token string, body []byte, headers ...string) res
 	}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ": ")
-		req.Header.Set(k, v)
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {

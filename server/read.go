@@ -55,14 +55,6 @@ func writeSmall(w http.ResponseWriter, r *http.Request, ctype, body string) {
 	}
 }
 
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	body := "cached: a Nix binary cache.\n\nnix.conf:\n  substituters = <this URL>\n"
-	for _, k := range s.cfg.PublicKeys {
-		body += "  trusted-public-keys = " + k.String() + "\n"
-	}
-	writeSmall(w, r, typeText, body)
-}
-
 func (s *Server) cacheInfo(w http.ResponseWriter, r *http.Request) {
 	writeSmall(w, r, typeCacheInfo, s.info)
 }
@@ -151,6 +143,23 @@ func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	key := "nar/" + file
+	if r.Method == http.MethodHead {
+		// Nix asks with HEAD whether to upload a NAR. The answer is the
+		// catalog's: a blob may be in place while its upload has not yet
+		// recorded it, and a client told "there" then publishes a
+		// narinfo naming a NAR that is not ready (parallel uploads of one
+		// NAR do this). Only a ready record of this very file counts,
+		// and the storage must answer for the blob, as for a GET.
+		n, err := s.cat.LookupNAR(r.Context(), key)
+		if err != nil {
+			return err
+		}
+		if n.Key != key {
+			return errNotFound // an alias of a file stored under another name
+		}
+		// Then as a GET would: the storage answers for the blob.
+		return s.serveBlob(w, r, key, typeNAR, file[:52], true)
+	}
 	if p, ok := s.store.(storage.Presigner); ok && s.cfg.RedirectTTL > 0 && r.Method == http.MethodGet {
 		// The bytes bypass the server. A missing NAR gets S3's 404, which
 		// Nix treats like ours ("substitute gone").

@@ -169,6 +169,10 @@ func (s *Server) routes() {
 
 	r.Get("/_cached/stats", observed(m.Endpoint("/_cached/stats", http.MethodGet),
 		s.scoped(catalog.ScopeAdmin, s.adminStats)))
+	r.Post("/_cached/lookup", observed(m.Endpoint("/_cached/lookup", http.MethodPost),
+		s.scoped(catalog.ScopePush, s.lookup)))
+	r.Post("/_cached/pins", observed(m.Endpoint("/_cached/pins", http.MethodPost),
+		s.scoped(catalog.ScopePush, s.addPin)))
 
 	// Requests that match no route count as route "unmatched" (log.go).
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })

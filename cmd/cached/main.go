@@ -28,8 +28,14 @@ usage:
   cached path rm STOREPATH [--force]          remove one path (--force: with everything that references it)
   cached stats [--json]                       paths, bytes, bytes by last use, pins, last gc
 
+On the machines that use a cache:
+  cached use URL [--token T]                  configure Nix to substitute from the cache (and push to it)
+  cached push [--to URL] PATH...              push closures, so they come back after a local GC
+  cached collect [--to URL] [--dry-run]       garbage-collect the local store, archiving to the cache first
+
 The maintenance commands take the same --data-dir and --storage as serve and
-work while a server runs on the same data.
+work while a server runs on the same data. Only serve creates a data
+directory: the others refuse one that holds no cache.
 
 Every flag can also be set as CACHED_<FLAG> in the environment (CACHED_DATA_DIR for
 --data-dir) or in a file given with --config (lines "data-dir = /var/lib/cached").
@@ -62,6 +68,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runStats(ctx, args[1:], stdout)
 	case "path":
 		err = runPath(ctx, args[1:], stdout)
+	case "use":
+		err = runUse(ctx, args[1:], stdout)
+	case "push":
+		err = runPush(ctx, args[1:], stdout)
+	case "collect":
+		err = runCollect(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return 0

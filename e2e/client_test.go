@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nix-cached/cached/internal/nixtest"
+)
+
+// machine is a Nix installation configured only by its files, as a user's
+// machine is: a nix.conf in its own NIX_CONF_DIR (which cached use, run
+// as root, writes), and the user's narinfo cache and config directories,
+// which persist from one command to the next.
+type machine struct {
+	*nixtest.Client
+	dir  string
+	conf string // the system nix.conf
+}
+
+func newMachine(t *testing.T, nix *nixtest.Nix) *machine {
+	t.Helper()
+	dir := t.TempDir()
+	m := &machine{Client: nix.New(t), dir: dir, conf: filepath.Join(dir, "etc", "nix", "nix.conf")}
+	if err := os.MkdirAll(filepath.Dir(m.conf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// No cache.nixos.org (there is no network here); what the machine's
+	// image would configure. Misses are remembered for Nix's default hour.
+	writeFile(t, m.conf, "build-users-group =\nsandbox = false\nsubstituters =\nexperimental-features = nix-command\n")
+	m.Env = []string{"NIX_CONF_DIR=" + filepath.Dir(m.conf), "XDG_CACHE_HOME=" + filepath.Join(dir, "cache"),
+		"XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "NIX_REMOTE="}
+	return m
+}
+
+// cached runs a cached client command on the machine.
+func (m *machine) cached(args ...string) string {
+	return m.Run(binary, args...)
+}
+
+// TestUsePushSubstitute is the round trip on one machine: cached use,
+// build (Nix asks the cache first and remembers the misses), cached push,
+// delete the closure, build again: every path is substituted from the
+// cache, signature checked, nothing rebuilt, with the user's own narinfo
+// cache throughout.
+func TestUsePushSubstitute(t *testing.T) {
+	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
+		srv := startCache(t, blobBackend{name: "disk"})
+		m := newMachine(t, nix)
+		out := m.cached("use", srv.URL, "--token", srv.Token)
+		conf := readFile(t, m.conf)
+		for _, want := range []string{"extra-substituters = " + srv.URL + "\n", "extra-trusted-public-keys = " + srv.Pub + "\n", "substituters =\n"} {
+			if !strings.Contains(conf, want) {
+				t.Errorf("nix.conf after cached use lacks %q:\n%s\n(cached use said: %s)", want, conf, out)
+			}
+		}
+		if again := m.cached("use", srv.URL, "--token", srv.Token); readFile(t, m.conf) != conf || !strings.Contains(again, "already uses") {
+			t.Errorf("cached use again changed nix.conf:\n%s\n%s", readFile(t, m.conf), again)
+		}
+		netrc := filepath.Join(filepath.Dir(m.conf), "netrc")
+		if info, err := os.Stat(netrc); err != nil || info.Mode().Perm() != 0o600 || !strings.Contains(readFile(t, netrc), srv.Token) {
+			t.Fatalf("netrc after cached use: %v %v", info, err)
+		}
+
+		expr := filepath.Join(t.TempDir(), "default.nix")
+		writeFile(t, expr, closureExpr(nixtest.Nonce()))
+		top := strings.TrimSpace(m.Run("nix-build", "--no-out-link", expr))
+		closure := m.Closure(top)
+		want := hashes(t, m, closure)
+		pushed := m.cached("push", top)
+		if !strings.Contains(pushed, "pushed 4 of 4 paths") {
+			t.Errorf("cached push said:\n%s", pushed)
+		}
+		deleteLocally(t, m.Client, closure)
+		_, log, err := m.Try("nix-build", "--no-out-link", expr)
+		if err != nil {
+			t.Fatalf("building again after the push: %v\n%s", err, log)
+		}
+		if strings.Contains(log, "building '") {
+			t.Errorf("something was rebuilt instead of substituted:\n%s", log)
+		}
+		checkSubstituted(t, m, srv.URL, log, want)
+	})
+}
