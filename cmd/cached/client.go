@@ -92,6 +92,10 @@ func runUse(ctx context.Context, args []string, stdout io.Writer) error {
 			u.Conf = files.System
 		}
 	}
+	if strings.Contains(cache.URL, "@") {
+		u.Notes = append(u.Notes, "the URL holds a credential: nix.conf is readable by every user here, and Nix prints the URL in its messages; "+
+			"give it a read token (cached token create --scope read), never a push token")
+	}
 	if daemonSocket() {
 		if root && u.Conf == files.System {
 			u.Notes = append(u.Notes, "a nix-daemon runs here: restart it to read the new settings (systemctl restart nix-daemon; on macOS: launchctl kickstart -k system/org.nixos.nix-daemon)")
