@@ -48,6 +48,11 @@ func TestUsePushSubstitute(t *testing.T) {
 	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
 		srv := startCache(t, blobBackend{name: "disk"})
 		m := newMachine(t, nix)
+		before := readFile(t, m.conf)
+		if dry := m.cached("use", srv.URL, "--token", srv.Token, "--dry-run"); !strings.Contains(dry, "would add extra-substituters = "+srv.URL) ||
+			readFile(t, m.conf) != before {
+			t.Errorf("cached use --dry-run said %q and left nix.conf:\n%s", dry, readFile(t, m.conf))
+		}
 		out := m.cached("use", srv.URL, "--token", srv.Token)
 		conf := readFile(t, m.conf)
 		for _, want := range []string{"extra-substituters = " + srv.URL + "\n", "extra-trusted-public-keys = " + srv.Pub + "\n", "substituters =\n"} {
@@ -68,9 +73,18 @@ func TestUsePushSubstitute(t *testing.T) {
 		top := strings.TrimSpace(m.Run("nix-build", "--no-out-link", expr))
 		closure := m.Closure(top)
 		want := hashes(t, m, closure)
-		pushed := m.cached("push", top)
-		if !strings.Contains(pushed, "pushed 4 of 4 paths") {
+		pushed := m.cached("push", "--pin", "release", top)
+		if !strings.Contains(pushed, "pushed 4 of 4 paths") || !strings.Contains(pushed, "pinned "+top+" as release") {
 			t.Errorf("cached push said:\n%s", pushed)
+		}
+		if pins := cachedCmd(t, srv.Dir, "pin", "ls", "--data-dir", srv.Data); !strings.Contains(pins, "release") || !strings.Contains(pins, filepath.Base(top)) {
+			t.Errorf("cached pin ls after push --pin:\n%s", pins)
+		}
+		// Pushing again, the paths on standard input, copies nothing.
+		cmd := m.Nix.Command(m.Env, binary, "push", "--stdin")
+		cmd.Stdin = strings.NewReader(strings.Join(closure, "\n") + "\n")
+		if again, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(again), "pushed 0 of 4 paths") {
+			t.Errorf("cached push --stdin of what the cache holds: %v\n%s", err, again)
 		}
 		deleteLocally(t, m.Client, closure)
 		_, log, err := m.Try("nix-build", "--no-out-link", expr)

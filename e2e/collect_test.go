@@ -161,3 +161,35 @@ func TestCollectKill(t *testing.T) {
 		checkSubstituted(t, box, srv.URL, box.substitute(srv.URL, srv.Pub, tops...), want)
 	})
 }
+
+// TestCollectOtherStore collects a store other than the default one, given
+// with --store as a proxy container's volume would be: a store whose real
+// root is a directory.
+func TestCollectOtherStore(t *testing.T) {
+	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
+		srv := startCache(t, blobBackend{name: "disk"})
+		c := nix.New(t)
+		top := c.Build(closureExpr("volume-" + nixtest.Nonce()))[0]
+		closure := c.Closure(top)
+		volume := t.TempDir()
+		c.Run("nix", "copy", "--no-check-sigs", "--to", volume, top)
+		want := hashes(t, c, closure)
+		out := c.Run(binary, "collect", "--store", volume, "--to", srv.URL, "--token", srv.Token)
+		if !strings.Contains(out, "archived 4") || !strings.Contains(out, "freed 4") {
+			t.Errorf("cached collect --store %s said:\n%s", volume, out)
+		}
+		if invalid := c.Run("nix-store", append([]string{"--store", volume, "--check-validity", "--print-invalid"}, closure...)...); len(strings.Fields(invalid)) != 4 {
+			t.Errorf("still in the volume's store: %v", closure)
+		}
+		_, log, err := c.Try("nix-store", "--store", volume, "--realise", "--option", "substituters", srv.URL,
+			"--option", "trusted-public-keys", srv.Pub, top)
+		if err != nil {
+			t.Fatalf("substituting into the volume: %v\n%s", err, log)
+		}
+		for p, h := range want {
+			if got := strings.TrimSpace(c.Run("nix-store", "--store", volume, "-q", "--hash", p)); got != h {
+				t.Errorf("%s came back as %s, was %s", p, got, h)
+			}
+		}
+	})
+}
