@@ -53,6 +53,9 @@ func TestCollect(t *testing.T) {
 		// asks the cache what it holds: after it listed the dead paths.
 		target, _ := url.Parse(srv.URL)
 		proxy := httputil.NewSingleHostReverseProxy(target)
+		// A connection of its own per request: the shared pool of this
+		// test process may hold one to an earlier server on the same port.
+		proxy.Transport = &http.Transport{DisableKeepAlives: true}
 		var once sync.Once
 		front := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/_cached/lookup" {
