@@ -94,6 +94,8 @@ func publicMessage(status int, err error) string {
 		return "not found"
 	case http.StatusRequestEntityTooLarge:
 		return "request body too large"
+	case statusClientClosed:
+		return "client closed request"
 	}
 	if status >= 500 {
 		return "internal server error"
@@ -106,10 +108,13 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
 	if rec, ok := w.(*recorder); ok {
 		rec.err = err
+		if rec.status != 0 {
+			return // the status went out already; the body is cut short
+		}
 	}
-	if status == statusClientClosed {
-		return // nobody is listening
-	}
+	// A status is always written, 499 included: if nothing were, net/http
+	// would answer 200 for a request that failed, and a client that only
+	// half-closed its side would take that for success.
 	msg := publicMessage(status, err) + "\n"
 	h := w.Header()
 	h.Del("Content-Encoding")

@@ -184,12 +184,23 @@ func (r response) expect(t *testing.T, code int, what string) response {
 type pushed struct {
 	base    string // hash-name
 	plain   []byte // the NAR
+	file    []byte // the NAR as uploaded (xz)
 	xzName  string // the name its NAR was uploaded under
 	narinfo narinfo.NarInfo
 }
 
 // push uploads a NAR (xz) and its narinfo the way nix copy does.
 func (e *env) push(base string, contents string, refs ...string) pushed {
+	e.t.Helper()
+	p := e.prepare(base, contents, refs...)
+	e.do("PUT", "/nar/"+p.xzName, pushToken, p.file, "Content-Type: application/x-nix-nar").expect(e.t, 204, "PUT NAR")
+	e.do("PUT", "/"+base[:32]+".narinfo", pushToken, []byte(p.narinfo.String())).expect(e.t, 204, "PUT narinfo")
+	return p
+}
+
+// prepare makes the NAR (xz) and narinfo of a path holding contents,
+// without uploading them.
+func (e *env) prepare(base string, contents string, refs ...string) pushed {
 	e.t.Helper()
 	var plain bytes.Buffer
 	w := nar.NewWriter(&plain)
@@ -207,12 +218,10 @@ func (e *env) push(base string, contents string, refs ...string) pushed {
 	fsum := sha256.Sum256(file.Bytes())
 	nsum := sha256.Sum256(plain.Bytes())
 	name := nixbase32.EncodeToString(fsum[:]) + ".nar.xz"
-	e.do("PUT", "/nar/"+name, pushToken, file.Bytes(), "Content-Type: application/x-nix-nar").expect(e.t, 204, "PUT NAR")
 	ni := narinfo.NarInfo{
 		StorePath: "/nix/store/" + base, URL: "nar/" + name, Compression: "xz",
 		FileHash: nixhash.NewSHA256(fsum), FileSize: uint64(file.Len()),
 		NarHash: nixhash.NewSHA256(nsum), NarSize: uint64(plain.Len()), References: refs,
 	}
-	e.do("PUT", "/"+base[:32]+".narinfo", pushToken, []byte(ni.String())).expect(e.t, 204, "PUT narinfo")
-	return pushed{base: base, plain: plain.Bytes(), xzName: name, narinfo: ni}
+	return pushed{base: base, plain: plain.Bytes(), file: file.Bytes(), xzName: name, narinfo: ni}
 }

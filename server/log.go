@@ -97,9 +97,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			if rec.err != nil && statusOf(rec.err) == statusClientClosed {
-				status = statusClientClosed
-			}
 			took := time.Since(start)
 			if s.cfg.Metrics != nil {
 				ep := rec.endpoint

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,6 +111,12 @@ func (s *Server) scoped(scope catalog.Scope, h handlerFunc) http.HandlerFunc {
 func (s *Server) upload(kind metrics.Kind, h handlerFunc) http.HandlerFunc {
 	m := s.cfg.Metrics
 	return func(w http.ResponseWriter, r *http.Request) {
+		// An upload whose body arrived whole is committed whatever the
+		// connection does next: net/http cancels a request's context when
+		// the client half-closes its side after sending, and a commit cut
+		// short there would fail an upload the client sent completely.
+		// Reading the body stays bounded by the connection's deadlines.
+		r = r.WithContext(context.WithoutCancel(r.Context()))
 		countUpload(m, kind, s.serve(w, r, catalog.ScopePush, h))
 	}
 }
