@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/nix-cached/cached/internal/testtool"
 )
 
 // kustomizeBin finds kustomize: $CACHED_KUSTOMIZE, then PATH, then where
@@ -26,24 +27,8 @@ import (
 // CACHED_REQUIRE_KUSTOMIZE=1.
 func kustomizeBin(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("CACHED_KUSTOMIZE"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("kustomize"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "cached-ci", "bin", "kustomize")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	why := "kustomize not found ($CACHED_KUSTOMIZE, PATH, ~/.cache/cached-ci/bin); scripts/test-deps builds it"
-	if os.Getenv("CACHED_REQUIRE_KUSTOMIZE") == "1" {
-		t.Fatalf("CACHED_REQUIRE_KUSTOMIZE=1 but %s", why)
-	}
-	t.Skip(why)
-	return ""
+	return testtool.Find(t, "KUSTOMIZE", "kustomize not found ($CACHED_KUSTOMIZE, PATH, ~/.cache/cached-ci/bin); scripts/test-deps builds it",
+		"kustomize", testtool.CIBin("kustomize"))
 }
 
 // kustomizeBuild runs `kustomize build dir`.

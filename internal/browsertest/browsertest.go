@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nix-cached/cached/internal/testtool"
 )
 
 // timeout bounds one page load, start-up included (about a second on an
@@ -25,33 +27,8 @@ const timeout = 2 * time.Minute
 // t when there is none, or fails it when CACHED_REQUIRE_CHROMIUM=1.
 func Require(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("CACHED_CHROMIUM"); p != "" {
-		if isExecutable(p) {
-			return p
-		}
-		t.Fatalf("CACHED_CHROMIUM=%s is not an executable file", p)
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if p := "/usr/bin/chromium"; isExecutable(p) {
-		return p
-	}
-	const why = "Chromium is not installed: run scripts/test-deps as root " +
-		"(or apt-get install chromium), or set CACHED_CHROMIUM"
-	if os.Getenv("CACHED_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("CACHED_REQUIRE_CHROMIUM=1 but " + why)
-	}
-	t.Skip(why)
-	return ""
-}
-
-// isExecutable reports whether p is a regular file someone may execute.
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	return testtool.Find(t, "CHROMIUM", "Chromium is not installed: run scripts/test-deps as root "+
+		"(or apt-get install chromium), or set CACHED_CHROMIUM", "chromium", "chromium-browser", "/usr/bin/chromium")
 }
 
 // Args are the flags every run gets besides --dump-dom and the user data

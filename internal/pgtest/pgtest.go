@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/nix-cached/cached/internal/testtool"
 )
 
 // debianRoot is where Debian installs one directory per major version.
@@ -33,10 +35,7 @@ func Require(t testing.TB) string {
 	if err == nil {
 		return dir
 	}
-	if os.Getenv("CACHED_REQUIRE_POSTGRES") == "1" {
-		t.Fatalf("CACHED_REQUIRE_POSTGRES=1 but %v", err)
-	}
-	t.Skip(err.Error())
+	testtool.Missing(t, "POSTGRES", err.Error())
 	return ""
 }
 

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/nix-cached/cached/internal/syncbuf"
+	"github.com/nix-cached/cached/internal/testtool"
 )
 
 // Region is the region every test server answers for.
@@ -41,33 +41,8 @@ const startTimeout = time.Minute
 // none, or fails it when CACHED_REQUIRE_MINIO=1.
 func Require(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("CACHED_MINIO"); p != "" {
-		if isExecutable(p) {
-			return p
-		}
-		t.Fatalf("CACHED_MINIO=%s is not an executable file", p)
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if p := filepath.Join(home, ".cache", "cached-ci", "bin", "minio"); isExecutable(p) {
-			return p
-		}
-	}
-	const why = "MinIO is not installed: run `GOBIN=$HOME/.cache/cached-ci/bin go install " +
-		"github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c` or set CACHED_MINIO"
-	if os.Getenv("CACHED_REQUIRE_MINIO") == "1" {
-		t.Fatal("CACHED_REQUIRE_MINIO=1 but " + why)
-	}
-	t.Skip(why)
-	return ""
-}
-
-// isExecutable reports whether p is a regular file someone may execute.
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	return testtool.Find(t, "MINIO", "MinIO is not installed: run `GOBIN=$HOME/.cache/cached-ci/bin go install "+
+		"github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c` or set CACHED_MINIO", "minio", testtool.CIBin("minio"))
 }
 
 // Server is a MinIO server on loopback. Its root credentials are its only
