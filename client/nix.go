@@ -124,12 +124,6 @@ func (n *Nix) pathInfos(ctx context.Context, args []string) ([]PathInfo, error) 
 	return infos, nil
 }
 
-// StoreDir asks Nix for the store's directory.
-func (n *Nix) StoreDir(ctx context.Context) (string, error) {
-	out, err := n.output(ctx, nil, "nix", "eval", "--raw", "--expr", "builtins.storeDir")
-	return strings.TrimSpace(string(out)), err
-}
-
 // Config returns the value of a Nix setting as Nix sees it.
 func (n *Nix) Config(ctx context.Context, key string) (string, error) {
 	out, err := n.output(ctx, nil, "nix", "show-config")

@@ -32,7 +32,6 @@ type Push struct {
 type PushResult struct {
 	Paths, Copied      int   // paths in the closures; of those, copied now
 	Bytes, CopiedBytes int64 // their NAR bytes
-	Forgotten          int64 // narinfo cache entries removed
 }
 
 // Run pushes the closures of paths and returns what it did. When the
@@ -76,11 +75,9 @@ func (p *Push) Run(ctx context.Context, paths []string) (PushResult, error) {
 		return res, err
 	}
 	for _, f := range p.DiskCaches {
-		n, err := ForgetPaths(ctx, f, p.Cache.URL, hashes)
-		if err != nil {
+		if _, err := ForgetPaths(ctx, f, p.Cache.URL, hashes); err != nil {
 			return res, err
 		}
-		res.Forgotten += n
 	}
 	if p.TTY {
 		fmt.Fprintln(p.Out)
