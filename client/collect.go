@@ -17,9 +17,9 @@ import (
 // so a path the cache lacks is never lost, and a kill at any moment loses
 // nothing: every deletion was confirmed first.
 type Collect struct {
-	Cache *Cache
-	Nix   *Nix
-	Push  *Push // how missing paths are pushed
+	// Push pushes the paths the cache lacks; its Cache and Nix are the
+	// cache and the store collect works on.
+	Push *Push
 	// Keys are the keys a served path must be signed by (the cache's).
 	Keys   []signing.PublicKey
 	DryRun bool
@@ -39,11 +39,11 @@ type CollectResult struct {
 // ones. With DryRun it only reports what would be archived and freed.
 func (c *Collect) Run(ctx context.Context) (CollectResult, error) {
 	res := CollectResult{Kept: map[string]string{}}
-	dead, err := c.Nix.Dead(ctx)
+	dead, err := c.Push.Nix.Dead(ctx)
 	if err != nil {
 		return res, err
 	}
-	infos, err := c.Nix.PathInfos(ctx, false, dead)
+	infos, err := c.Push.Nix.PathInfos(ctx, false, dead)
 	if err != nil {
 		return res, err
 	}
@@ -108,7 +108,7 @@ func (c *Collect) Run(ctx context.Context) (CollectResult, error) {
 		return res, err
 	}
 	fmt.Fprintf(c.Out, "%d dead paths (%s): archived %d (%s) to %s, freed %d (%s), kept %d\n",
-		res.Dead, human(res.DeadBytes), res.Archived, human(res.ArchivedBytes), c.Cache.Redacted(),
+		res.Dead, human(res.DeadBytes), res.Archived, human(res.ArchivedBytes), c.Push.Cache.Redacted(),
 		res.Freed, human(res.FreedBytes), len(res.Kept))
 	kept := make([]string, 0, len(res.Kept))
 	for p := range res.Kept {
@@ -126,7 +126,7 @@ func (c *Collect) Run(ctx context.Context) (CollectResult, error) {
 // are kept, and the rest is deleted in another round.
 func (c *Collect) delete(ctx context.Context, doomed []string, byHash map[string]PathInfo, res *CollectResult) error {
 	for len(doomed) > 0 {
-		gone, alive, err := c.Nix.Delete(ctx, doomed)
+		gone, alive, err := c.Push.Nix.Delete(ctx, doomed)
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func (c *Collect) closure(p string, byHash map[string]PathInfo, set map[string]b
 // serves with the local contents (NarHash, NarSize, references) and a
 // valid signature by one of c.Keys, and for the others why not.
 func (c *Collect) confirm(ctx context.Context, hashes []string, local map[string]PathInfo) (map[string]bool, map[string]string, error) {
-	held, err := c.Cache.Lookup(ctx, hashes)
+	held, err := c.Push.Cache.Lookup(ctx, hashes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("asking the cache what it holds (a push token is needed): %w", err)
 	}

@@ -137,11 +137,8 @@ build). The push token comes from the netrc file Nix reads (cached use
 func runPush(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	usageFlags(fs, pushUsage)
-	cf := addClientFlags(fs)
-	to := fs.String("to", "", "the cache's `URL` (default: the one cached use configured)")
-	store := fs.String("store", "", "push from this `store` (Nix's store URL syntax; default: the default store)")
+	pf := addPushFlags(fs, "push from")
 	stdin := fs.Bool("stdin", false, "read the paths from standard input, one a line, after any given as arguments")
-	params := fs.String("params", "compression=zstd", "store URL `parameters` of the nix copy (zstd is cheap for the client, and stored as it comes)")
 	pin := fs.String("pin", "", "pin the pushed path in the cache under this `name` (one path only)")
 	keep := fs.Int("keep", 0, "with --pin: how many previous pins of the name to keep")
 	if err := parseFlags(fs, args); err != nil {
@@ -165,25 +162,21 @@ func runPush(ctx context.Context, args []string, stdout io.Writer) error {
 	if *pin != "" && len(paths) != 1 {
 		return fmt.Errorf("%w: --pin takes one path (the root of what to keep), got %d", errUsage, len(paths))
 	}
-	nix := &client.Nix{Store: *store}
-	cache, err := openCache(ctx, *to, cf, nix)
+	p, err := pf.push(ctx, stdout)
 	if err != nil {
 		return err
 	}
 	resolved := make([]string, len(paths))
-	for i, p := range paths {
-		if resolved[i], err = resolvePath(p); err != nil {
+	for i, path := range paths {
+		if resolved[i], err = resolvePath(path); err != nil {
 			return err
 		}
 	}
-	home, _ := os.UserHomeDir()
-	p := &client.Push{Cache: cache, Nix: nix, Params: *params, Out: stdout, TTY: isTerminal(stdout),
-		DiskCaches: client.DiskCacheFiles(nil, home)}
 	if _, err := p.Run(ctx, resolved); err != nil {
 		return err
 	}
 	if *pin != "" {
-		if err := cache.Pin(ctx, *pin, resolved[0], *keep); err != nil {
+		if err := p.Cache.Pin(ctx, *pin, resolved[0], *keep); err != nil {
 			return fmt.Errorf("pinning %s as %s: %w", resolved[0], *pin, err)
 		}
 		fmt.Fprintf(stdout, "pinned %s as %s\n", resolved[0], *pin)
@@ -191,11 +184,30 @@ func runPush(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// openCache returns the cache named by --to, or the one cached use
-// configured, with the token from the flags, $CACHED_TOKEN (through the
-// flags), or the netrc file Nix reads.
-func openCache(ctx context.Context, to string, cf clientFlags, nix *client.Nix) (*client.Cache, error) {
+// pushFlags are the flags of the commands that push: push and collect.
+type pushFlags struct {
+	clientFlags
+	to, store, params *string
+}
+
+// addPushFlags adds them to fs; verb says what the command does with
+// --store ("push from").
+func addPushFlags(fs *flag.FlagSet, verb string) pushFlags {
+	return pushFlags{
+		clientFlags: addClientFlags(fs),
+		to:          fs.String("to", "", "the cache's `URL` (default: the one cached use configured)"),
+		store:       fs.String("store", "", verb+" this `store` (Nix's store URL syntax; default: the default store)"),
+		params: fs.String("params", "compression=zstd",
+			"store URL `parameters` of the nix copy (zstd is cheap for the client, and stored as it comes)"),
+	}
+}
+
+// push returns the push the flags describe: to the cache named by --to,
+// or the one cached use configured, with the token from the flags,
+// $CACHED_TOKEN (through the flags), or the netrc file Nix reads.
+func (f pushFlags) push(ctx context.Context, stdout io.Writer) (*client.Push, error) {
 	home, _ := os.UserHomeDir()
+	to := *f.to
 	if to == "" {
 		var err error
 		if to, err = client.DefaultURL(client.StateFile(nil, home)); err != nil {
@@ -205,7 +217,7 @@ func openCache(ctx context.Context, to string, cf clientFlags, nix *client.Nix) 
 			return nil, fmt.Errorf("%w: no --to URL, and cached use has not configured a cache here", errUsage)
 		}
 	}
-	token, err := cf.tokenValue()
+	token, err := f.tokenValue()
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +225,7 @@ func openCache(ctx context.Context, to string, cf clientFlags, nix *client.Nix) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	nix := &client.Nix{Store: *f.store}
 	if cache.Token == "" {
 		if file, err := nix.Config(ctx, "netrc-file"); err == nil && file != "" {
 			if text, err := os.ReadFile(file); err == nil {
@@ -220,7 +233,8 @@ func openCache(ctx context.Context, to string, cf clientFlags, nix *client.Nix) 
 			}
 		}
 	}
-	return cache, nil
+	return &client.Push{Cache: cache, Nix: nix, Params: *f.params, Out: stdout, TTY: isTerminal(stdout),
+		DiskCaches: client.DiskCacheFiles(nil, home)}, nil
 }
 
 // resolvePath follows a link to a store path (./result), as nix copy does.
@@ -260,10 +274,7 @@ hold is never deleted. Needs a push token (see cached push).`
 func runCollect(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
 	usageFlags(fs, collectUsage)
-	cf := addClientFlags(fs)
-	to := fs.String("to", "", "the cache's `URL` (default: the one cached use configured)")
-	store := fs.String("store", "", "collect this `store` (Nix's store URL syntax; default: the default store)")
-	params := fs.String("params", "compression=zstd", "store URL `parameters` of the nix copy that archives")
+	pf := addPushFlags(fs, "collect")
 	dryRun := fs.Bool("dry-run", false, "list what would be archived and freed; push and delete nothing")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -271,19 +282,15 @@ func runCollect(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: collect takes no arguments\n%s", errUsage, collectUsage)
 	}
-	nix := &client.Nix{Store: *store}
-	cache, err := openCache(ctx, *to, cf, nix)
+	p, err := pf.push(ctx, stdout)
 	if err != nil {
 		return err
 	}
-	keys, err := cache.PublicKeys(ctx)
+	keys, err := p.Cache.PublicKeys(ctx)
 	if err != nil {
 		return err
 	}
-	home, _ := os.UserHomeDir()
-	c := &client.Collect{Cache: cache, Nix: nix, Keys: keys, DryRun: *dryRun, Out: stdout,
-		Push: &client.Push{Cache: cache, Nix: nix, Params: *params, Out: stdout, TTY: isTerminal(stdout),
-			DiskCaches: client.DiskCacheFiles(nil, home)}}
+	c := &client.Collect{Push: p, Keys: keys, DryRun: *dryRun, Out: stdout}
 	_, err = c.Run(ctx)
 	return err
 }
