@@ -12,12 +12,18 @@ export CACHED_REQUIRE_CHROMIUM ?= 1
 export CACHED_MINIO ?= $(HOME)/.cache/cached-ci/bin/minio
 export CACHED_KUSTOMIZE ?= $(HOME)/.cache/cached-ci/bin/kustomize
 
-.PHONY: all build run test test-deps check unit fuzz bench bench-go clean
+.PHONY: all build static run test test-deps check unit fuzz bench bench-go clean
 
 all: build
 
 build:
 	$(GO) build -o bin/cached ./cmd/cached
+
+# A static binary, as the Dockerfile builds it: for a container without a C
+# library (deploy/proxy-container).
+static:
+	CGO_ENABLED=1 $(GO) build -trimpath -tags netgo,osusergo,sqlite_omit_load_extension \
+		-ldflags '-s -w -linkmode external -extldflags -static' -o bin/cached-static ./cmd/cached
 
 # Serve on embedded defaults: ./cached-data, 127.0.0.1:8080.
 run:

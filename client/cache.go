@@ -54,6 +54,14 @@ func (c *Cache) Redacted() string {
 	return u.Redacted()
 }
 
+// Bare returns the URL without credentials: pushes take the push token
+// from the netrc file or Token instead.
+func (c *Cache) Bare() string {
+	u, _ := url.Parse(c.URL)
+	u.User = nil
+	return u.String()
+}
+
 // do sends a request and returns the body of a 2xx answer.
 func (c *Cache) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, bytes.NewReader(body))

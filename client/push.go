@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +22,9 @@ type Push struct {
 	// DiskCaches are the narinfo cache files in which to forget what Nix
 	// knew of the pushed paths in this cache (DiskCacheFiles).
 	DiskCaches []string
+	// Options are Nix settings for the copy, NAME VALUE pairs
+	// ("connect-timeout", "5").
+	Options []string
 	// Out gets progress and the summary; TTY redraws one progress line.
 	Out io.Writer
 	TTY bool
@@ -110,15 +112,16 @@ func (p *Push) copy(ctx context.Context, paths []string, copied func(string)) er
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	u, _ := url.Parse(p.Cache.URL)
-	u.User = nil
-	to := u.String()
+	to := p.Cache.Bare()
 	if p.Params != "" {
 		to += "?" + p.Params
 	}
 	nix := *p.Nix
 	nix.Env = append(append([]string{}, nix.Env...), "XDG_CACHE_HOME="+tmp, "NIX_CACHE_HOME="+filepath.Join(tmp, "nix"))
 	args := []string{"copy", "--log-format", "internal-json"}
+	for i := 0; i+1 < len(p.Options); i += 2 {
+		args = append(args, "--option", p.Options[i], p.Options[i+1])
+	}
 	if p.Cache.Token != "" {
 		// The token given to cached reaches Nix through a netrc file of
 		// this copy's own (only the cache's host is asked).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -30,8 +31,15 @@ type Use struct {
 	// StoreDir is the local store's directory, to compare with the
 	// cache's ("" skips the check).
 	StoreDir string
-	DryRun   bool
-	Out      io.Writer
+	// Keys, when set, are the keys to trust (NAME:BASE64), given rather
+	// than read from the cache: each must be one the cache serves.
+	Keys []string
+	// Hook, when set, is where to write a post-build-hook script that
+	// runs the cached binary HookBin to push every build to the cache;
+	// nix.conf's post-build-hook is set to it.
+	Hook, HookBin string
+	DryRun        bool
+	Out           io.Writer
 	// Notes are told at the end: what else is needed that Use cannot do.
 	Notes []string
 }
@@ -59,8 +67,31 @@ func (u *Use) Run(ctx context.Context) error {
 	for i, k := range keys {
 		keyStrings[i] = k.String()
 	}
+	for _, k := range u.Keys {
+		if !slices.Contains(keyStrings, k) {
+			return fmt.Errorf("%s does not sign with the key %s (it serves %s)", u.Cache.Redacted(), k, strings.Join(keyStrings, " "))
+		}
+	}
+	if len(u.Keys) > 0 {
+		keyStrings = u.Keys
+	}
 	merged, subs := MergeConf(conf, "extra-substituters", []string{u.Cache.URL})
 	merged, trusted := MergeConf(merged, "extra-trusted-public-keys", keyStrings)
+	var script, oldScript string
+	setHook := false
+	if u.Hook != "" {
+		v, _ := ConfValue(merged, "post-build-hook")
+		setHook = v != u.Hook
+		if v != "" && v != u.Hook {
+			return fmt.Errorf("%s already runs the post-build-hook %s, and Nix runs only one: make that hook run `%s post-build-hook --to %s` too, or remove it",
+				u.Conf, v, u.HookBin, u.Cache.Redacted())
+		}
+		merged = setConf(merged, "post-build-hook", u.Hook)
+		script = HookScript(u.HookBin, u.Cache.Bare())
+		if oldScript, err = readIfExists(u.Hook); err != nil {
+			return err
+		}
+	}
 	var netrcFile, netrc string
 	netrcChanged := false
 	if u.Token != "" {
@@ -92,11 +123,17 @@ func (u *Use) Run(ctx context.Context) error {
 			fmt.Fprintf(u.Out, "%s: %s %s = %s\n", u.Conf, verb, ch.Key, strings.Join(ch.Added, " "))
 		}
 	}
+	if setHook {
+		fmt.Fprintf(u.Out, "%s: %s post-build-hook = %s\n", u.Conf, strings.Replace(verb, "add", "set", 1), u.Hook)
+	}
 	if merged == conf {
 		fmt.Fprintf(u.Out, "%s: already uses %s with its keys\n", u.Conf, u.Cache.Redacted())
 	}
 	if netrcChanged {
 		fmt.Fprintf(u.Out, "%s: %s the token for %s (mode 0600)\n", netrcFile, strings.Replace(verb, "add", "set", 1), u.Cache.Host())
+	}
+	if script != oldScript {
+		fmt.Fprintf(u.Out, "%s: %s a post-build-hook that pushes every build to %s\n", u.Hook, strings.Replace(verb, "add", "write", 1), u.Cache.Redacted())
 	}
 	if u.DryRun {
 		return nil
@@ -111,6 +148,11 @@ func (u *Use) Run(ctx context.Context) error {
 			return err
 		}
 		if err := os.Chmod(netrcFile, 0o600); err != nil {
+			return err
+		}
+	}
+	if script != oldScript {
+		if err := writeAtomic(u.Hook, []byte(script), 0o755); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,5 +96,93 @@ func TestUsePushSubstitute(t *testing.T) {
 			t.Errorf("something was rebuilt instead of substituted:\n%s", log)
 		}
 		checkSubstituted(t, m, srv.URL, log, want)
+	})
+}
+
+// TestUsePostBuildHook checks what cached use --post-build-hook writes
+// beside the settings (the end-to-end pushes are deploy's and
+// TestProxyContainer's): nothing under --dry-run, and nothing at all when
+// nix.conf already runs another hook, which Nix would drop.
+func TestUsePostBuildHook(t *testing.T) {
+	srv := startCache(t, blobBackend{name: "disk"})
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nix.conf")
+	hook := filepath.Join(dir, "cached-post-build-hook")
+	use := func(extra ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"use", "--post-build-hook", "--nix-conf", conf}, append(extra, srv.URL)...)...)
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := use("--dry-run"); err != nil || !strings.Contains(out, "would set post-build-hook = "+hook) ||
+		!strings.Contains(out, hook+": would write a post-build-hook") {
+		t.Errorf("--dry-run: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(hook); !os.IsNotExist(err) {
+		t.Errorf("--dry-run wrote the hook script: %v", err)
+	}
+
+	writeFile(t, conf, "post-build-hook = /etc/nix/upload-to-s3\n")
+	out, err := use()
+	if err == nil || !strings.Contains(out, "already runs the post-build-hook /etc/nix/upload-to-s3") {
+		t.Errorf("with another hook: %v\n%s", err, out)
+	}
+	if got := readFile(t, conf); got != "post-build-hook = /etc/nix/upload-to-s3\n" {
+		t.Errorf("nix.conf changed though refused:\n%s", got)
+	}
+	if _, err := os.Stat(hook); !os.IsNotExist(err) {
+		t.Errorf("the hook script was written though refused: %v", err)
+	}
+
+	writeFile(t, conf, "")
+	if out, err := use(); err != nil {
+		t.Fatalf("cached use --post-build-hook: %v\n%s", err, out)
+	}
+	if got, want := readFile(t, conf), "extra-substituters = "+srv.URL+"\nextra-trusted-public-keys = "+srv.Pub+"\npost-build-hook = "+hook+"\n"; got != want {
+		t.Errorf("nix.conf:\n%s\nwant:\n%s", got, want)
+	}
+	if info, err := os.Stat(hook); err != nil || info.Mode().Perm() != 0o755 || !strings.Contains(readFile(t, hook), "exec '"+binary+"' post-build-hook --to '"+srv.URL+"'\n") {
+		t.Errorf("hook script %v %v:\n%s", info, err, readFile(t, hook))
+	}
+}
+
+// TestPushProgressOnTerminal runs cached push on a terminal (a pty, by
+// util-linux's script): one progress line, redrawn, with paths and bytes
+// done and total, then the summary; no line per path.
+func TestPushProgressOnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatalf("no script(1) (util-linux) to give cached a terminal: %v", err)
+	}
+	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
+		srv := startCache(t, blobBackend{name: "disk"})
+		m := newMachine(t, nix)
+		m.cached("use", srv.URL, "--token", srv.Token)
+		expr := filepath.Join(t.TempDir(), "default.nix")
+		writeFile(t, expr, closureExpr(nixtest.Nonce()))
+		top := strings.TrimSpace(m.Run("nix-build", "--no-out-link", expr))
+
+		// script runs, on a new pty, the command that runs cached push in
+		// this client's environment (in its root, for a client in one).
+		push := m.Nix.Command(m.Env, binary, "push", top)
+		quoted := make([]string, len(push.Args))
+		for i, a := range push.Args {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		cmd := exec.Command(script, "--quiet", "--return", "--command", strings.Join(quoted, " "), "/dev/null")
+		cmd.Env = push.Env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cached push on a terminal: %v\n%q", err, out)
+		}
+		got := string(out)
+		for _, want := range []string{"\r\x1b[Kpushing: 0/4 paths, 0 B/", "\r\x1b[Kpushing: 4/4 paths", "\npushed 4 of 4 paths"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("the terminal got no %q:\n%q", want, got)
+			}
+		}
+		if strings.Contains(got, "pushed "+nix.HostPath(top)) || strings.Contains(got, "pushed "+top) {
+			t.Errorf("a line per path on a terminal:\n%q", got)
+		}
 	})
 }

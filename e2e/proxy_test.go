@@ -110,9 +110,10 @@ func testProxyContainer(t *testing.T, nix *nixtest.Nix) {
 	box := newContainer(t, nix)
 	srv := startCache(t, blobBackend{name: "disk"}, "--store-dir", box.store())
 
-	// setup installs the hook in the container's NIX_CONF_DIR, where Nix
-	// runs it (with its own sh and coreutils in the sid root).
-	box.runLog([]string{"CACHED_URL=" + srv.URL, "CACHED_TOKEN=" + srv.Token, "CACHED_PUBLIC_KEY=" + srv.Pub},
+	// setup (cached use --post-build-hook) installs the hook in the
+	// container's NIX_CONF_DIR, where Nix runs it (with its own sh in the
+	// sid root): it runs cached post-build-hook.
+	box.runLog([]string{"CACHED_BIN=" + binary, "CACHED_URL=" + srv.URL, "CACHED_TOKEN=" + srv.Token, "CACHED_PUBLIC_KEY=" + srv.Pub},
 		filepath.Join(copyRecipe(t), "setup"))
 
 	f := filepath.Join(box.root, "build.nix")

@@ -11,17 +11,21 @@ import (
 	"strings"
 
 	"github.com/nix-cached/cached/client"
+	"github.com/nix-cached/cached/signing"
 )
 
-const useUsage = `usage: cached use [--token T | --token-file F] [--nix-conf FILE] [--netrc FILE] [--dry-run] URL
+const useUsage = `usage: cached use [--token T | --token-file F] [--public-key KEY]... [--post-build-hook]
+                  [--nix-conf FILE] [--netrc FILE] [--dry-run] URL
 
 Configures Nix on this machine to substitute from the cache at URL: adds
-extra-substituters and extra-trusted-public-keys (read from the cache) to
-nix.conf, the system one (/etc/nix/nix.conf, or $NIX_CONF_DIR/nix.conf)
-for root and the user's (~/.config/nix/nix.conf) otherwise, and a token,
-if given, to the netrc file Nix reads. It merges with what is there and
-can be run again. It records URL as the default of cached push and
-cached collect.`
+extra-substituters and extra-trusted-public-keys (read from the cache, or
+given with --public-key) to nix.conf, the system one (/etc/nix/nix.conf,
+or $NIX_CONF_DIR/nix.conf) for root and the user's
+(~/.config/nix/nix.conf) otherwise, and a token, if given, to the netrc
+file Nix reads. With --post-build-hook, Nix also pushes everything it
+builds to the cache (see cached post-build-hook). It merges with what is
+there and can be run again. It records URL as the default of cached push
+and cached collect.`
 
 // clientFlags are the flags the client commands share.
 type clientFlags struct {
@@ -40,14 +44,19 @@ func (c clientFlags) tokenValue() (string, error) {
 	if *c.token != "" && *c.tokenFile != "" {
 		return "", fmt.Errorf("%w: give --token or --token-file, not both", errUsage)
 	}
-	if *c.tokenFile == "" {
-		return strings.TrimSpace(*c.token), nil
+	token := *c.token
+	if *c.tokenFile != "" {
+		b, err := os.ReadFile(*c.tokenFile)
+		if err != nil {
+			return "", err
+		}
+		token = string(b)
 	}
-	b, err := os.ReadFile(*c.tokenFile)
-	if err != nil {
-		return "", err
+	token = strings.TrimSpace(token)
+	if strings.ContainsAny(token, " \t\r\n") {
+		return "", fmt.Errorf("%w: the token holds whitespace", errUsage)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return token, nil
 }
 
 // usageFlags makes -h print a command's usage and flags.
@@ -66,11 +75,23 @@ func runUse(ctx context.Context, args []string, stdout io.Writer) error {
 	nixConf := fs.String("nix-conf", "", "write this nix.conf `file` instead of the system's (root) or the user's")
 	netrc := fs.String("netrc", "", "write the token to this netrc `file` (default: the one nix.conf names, or netrc beside it)")
 	dryRun := fs.Bool("dry-run", false, "say what would change, change nothing")
+	var pubKeys listFlag
+	fs.Var(&pubKeys, "public-key", "trust this `key` (NAME:BASE64; repeatable) instead of those the cache lists, which must include it")
+	hook := fs.Bool("post-build-hook", false, "push every build to the cache: write a hook script next to nix.conf that runs this cached binary, and name it in post-build-hook")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: %s", errUsage, useUsage)
+	}
+	var keys []string
+	for _, v := range pubKeys.vals {
+		for _, k := range strings.Fields(v) {
+			if _, err := signing.ParsePublicKey(k); err != nil {
+				return fmt.Errorf("%w: --public-key %s: %v", errUsage, k, err)
+			}
+			keys = append(keys, k)
+		}
 	}
 	token, err := cf.tokenValue()
 	if err != nil {
@@ -85,11 +106,21 @@ func runUse(ctx context.Context, args []string, stdout io.Writer) error {
 	root := os.Geteuid() == 0
 	u := &client.Use{Cache: cache, Conf: *nixConf, Netrc: *netrc, Token: token, DryRun: *dryRun, Out: stdout,
 		DefaultNetrc: filepath.Join(filepath.Dir(files.System), "netrc"), State: client.StateFile(nil, home),
-		StoreDir: storeDir()}
+		StoreDir: storeDir(), Keys: keys}
 	if u.Conf == "" {
 		u.Conf = files.User
 		if root {
 			u.Conf = files.System
+		}
+	}
+	if *hook {
+		if u.HookBin, err = os.Executable(); err != nil {
+			return fmt.Errorf("finding this cached binary for the post-build-hook: %w", err)
+		}
+		u.Hook = filepath.Join(filepath.Dir(u.Conf), "cached-post-build-hook")
+		if daemonSocket() && u.Conf != files.System {
+			u.Notes = append(u.Notes, "a nix-daemon runs here: it runs builds and their post-build-hook, and reads post-build-hook only from "+files.System+
+				" (sudo cached use --post-build-hook "+cache.Redacted()+")")
 		}
 	}
 	if strings.Contains(cache.URL, "@") {

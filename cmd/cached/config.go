@@ -75,10 +75,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	newSource()
 	// Flags may follow arguments (`cached pin add NAME PATH --keep 3`):
 	// parse, take one argument, parse the rest, and so on.
+	// The flag package prints a bad flag's error and the usage itself:
+	// the error is returned instead, once, and -h prints the usage.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return err
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				fs.Usage()
+				return err
+			}
+			return fmt.Errorf("%w: %v (cached %s -h lists its flags)", errUsage, err, fs.Name())
 		}
 		if fs.NArg() == 0 {
 			break

@@ -32,6 +32,7 @@ On the machines that use a cache:
   cached use URL [--token T]                  configure Nix to substitute from the cache (and push to it)
   cached push [--to URL] PATH...              push closures, so they come back after a local GC
   cached collect [--to URL] [--dry-run]       garbage-collect the local store, archiving to the cache first
+  cached post-build-hook [--to URL]           Nix's post-build-hook: push each build (cached use --post-build-hook)
 
 The maintenance commands take the same --data-dir and --storage as serve and
 work while a server runs on the same data. Only serve creates a data
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runPush(ctx, args[1:], stdout)
 	case "collect":
 		err = runCollect(ctx, args[1:], stdout)
+	case "post-build-hook":
+		err = runPostBuildHook(ctx, args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return 0
