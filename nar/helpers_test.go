@@ -56,6 +56,10 @@ func dir(entries ...[]any) []any {
 	return append(n, ")")
 }
 
+// deepest is the most directories nested() may hold for a file "f" below
+// them to be within MaxPath: "/d" levels times, then "/f".
+const deepest = (MaxPath - 2) / 2
+
 // nested returns a root directory holding levels nested directories named
 // "d", the deepest holding leaf under the name "f" (when leaf is non-nil).
 func nested(levels int, leaf []any) []any {

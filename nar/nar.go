@@ -3,7 +3,7 @@
 // The API is shaped like archive/tar: a Reader yields one Header per file
 // system object in depth-first pre-order and streams regular file contents;
 // a Writer takes Headers in the same order. Both use constant memory apart
-// from the stack of open directories, whose depth is bounded by MaxDepth.
+// from the stack of open directories, which MaxPath bounds.
 // The Reader accepts only the canonical form that Nix writes, with the
 // strictest rules of current Nix (see protocol.md §5).
 package nar
@@ -31,10 +31,17 @@ var ErrShortContents = errors.New("nar: file contents shorter than declared")
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("nar: write after close")
 
-// MaxDepth is the first directory nesting level that is rejected: the root
-// is at depth 0, "/a" at depth 1, and no node may sit at depth MaxDepth or
-// deeper (Nix ≥ 2.35, narMaxDepth in src/libutil/archive.cc).
-const MaxDepth = 64
+// MaxPath is the longest path of a node inside an archive ("/a/b"), in
+// bytes. Nix 2.8 dumps and restores a path by its absolute name (lstat,
+// mkdir and open of dstPath + path in src/libutil/archive.cc), which Linux
+// refuses beyond PATH_MAX (4096 bytes with the NUL): no archive that Nix
+// made or can unpack has a longer path, even without the store directory
+// in front of it. It also bounds the nesting (2047 directories of
+// one-byte names) and so the memory of the stack of open directories. Nix
+// 2.34 refuses archives nested 64 directories deep or more (narMaxDepth),
+// which Nix 2.8 builds and pushes, so there is no depth limit here: a
+// cache must take every path its clients push.
+const MaxPath = 4095
 
 // Bounds on declared string lengths, as in Nix ≥ 2.35.
 const (
@@ -141,17 +148,41 @@ func checkHeader(h *Header) error {
 	return nil
 }
 
-// frame is an open directory.
+// frame is an open directory. Its path is dirs.path[:dirLen]: the open
+// directories are each other's prefixes, so one buffer holds them all.
 type frame struct {
-	dir  string // "" for the root, "/a/b" below it
-	prev []byte // name of the last entry, if has
-	has  bool
+	dirLen int    // 0 for the root, len("/a/b") below it
+	prev   []byte // name of the last entry, if has
+	has    bool
+}
+
+// dirs is the stack of open directories.
+type dirs struct {
+	stack []frame
+	path  []byte // the deepest open directory's path
+}
+
+// dir returns the path of the open directory i ("" for the root).
+func (d *dirs) dir(i int) []byte { return d.path[:d.stack[i].dirLen] }
+
+// push opens the directory at path ("" for the root), which lies in the
+// deepest open one, reusing the name buffer of a frame popped earlier at
+// the same level.
+func (d *dirs) push(path string) {
+	d.path = append(d.path[:0], path...)
+	n := len(d.stack)
+	if n == cap(d.stack) {
+		d.stack = append(d.stack, frame{dirLen: len(path)})
+		return
+	}
+	d.stack = d.stack[:n+1]
+	d.stack[n] = frame{dirLen: len(path), prev: d.stack[n].prev[:0]}
 }
 
 // tree checks that Headers arrive in depth-first pre-order with sorted,
 // unique names, as Writer and ListingWriter need.
 type tree struct {
-	stack   []frame
+	dirs
 	started bool
 }
 
@@ -178,8 +209,11 @@ func (t *tree) locate(path string) (parent int, name string, err error) {
 	if why := badName(name); why != "" {
 		return 0, "", fmt.Errorf("%w: %q: %s", ErrHeader, path, why)
 	}
+	if len(path) > MaxPath {
+		return 0, "", fmt.Errorf("%w: %.64q...: path longer than %d bytes", ErrHeader, path, MaxPath)
+	}
 	parent = len(t.stack) - 1
-	for parent >= 0 && t.stack[parent].dir != dir {
+	for parent >= 0 && string(t.dir(parent)) != dir {
 		parent--
 	}
 	if parent < 0 {
@@ -187,9 +221,6 @@ func (t *tree) locate(path string) (parent int, name string, err error) {
 	}
 	if f := &t.stack[parent]; f.has && string(f.prev) >= name {
 		return 0, "", fmt.Errorf("%w: %q: names not strictly increasing after %q", ErrHeader, path, f.prev)
-	}
-	if parent+1 >= MaxDepth {
-		return 0, "", fmt.Errorf("%w: %q: nested %d levels deep, limit is %d", ErrHeader, path, parent+1, MaxDepth-1)
 	}
 	return parent, name, nil
 }
@@ -205,22 +236,9 @@ func (t *tree) enter(parent int, name string, path string, typ Type) {
 		f.has = true
 	}
 	if typ == TypeDirectory {
-		dir := path
 		if parent < 0 {
-			dir = ""
+			path = ""
 		}
-		t.stack = pushFrame(t.stack, dir)
+		t.push(path)
 	}
-}
-
-// pushFrame appends an empty frame for dir, reusing the name buffer of a
-// frame popped earlier at the same level.
-func pushFrame(stack []frame, dir string) []frame {
-	n := len(stack)
-	if n == cap(stack) {
-		return append(stack, frame{dir: dir})
-	}
-	stack = stack[:n+1]
-	stack[n] = frame{dir: dir, prev: stack[n].prev[:0]}
-	return stack
 }

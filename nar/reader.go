@@ -35,7 +35,7 @@ type Reader struct {
 	state  state
 	remain int64 // contents bytes of the current file not yet consumed
 	pad    int   // padding bytes after the current file's contents
-	stack  []frame
+	dirs
 }
 
 // NewReader returns a Reader that reads a NAR from r. It reads ahead from r,
@@ -171,7 +171,11 @@ func (r *Reader) entry() (*Header, error) {
 	}
 	f.prev = append(f.prev[:0], name...)
 	f.has = true
-	path := f.dir + "/" + string(name)
+	dir := r.dir(len(r.stack) - 1)
+	if len(dir)+1+len(name) > MaxPath {
+		return nil, r.invalid(off, "path %.64q... longer than %d bytes", dir, MaxPath)
+	}
+	path := string(dir) + "/" + string(name)
 	if err := r.expect("node"); err != nil {
 		return nil, err
 	}
@@ -181,9 +185,6 @@ func (r *Reader) entry() (*Header, error) {
 // node reads a node from its "(" up to the start of its contents (regular
 // files), its ")" (symlinks) or its first entry (directories).
 func (r *Reader) node(path string, depth int) (*Header, error) {
-	if depth >= MaxDepth {
-		return nil, r.invalid(r.Offset(), "%q is nested %d levels deep, limit is %d", path, depth, MaxDepth-1)
-	}
 	if err := r.expect("("); err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func (r *Reader) node(path string, depth int) (*Header, error) {
 		if depth == 0 {
 			dir = ""
 		}
-		r.stack = pushFrame(r.stack, dir)
+		r.push(dir)
 		r.state = stDirBody
 		return &Header{Path: path, Type: TypeDirectory}, nil
 	}

@@ -176,32 +176,36 @@ func TestReaderChunking(t *testing.T) {
 	}
 }
 
-func TestReaderDepthLimit(t *testing.T) {
+// TestReaderPathLimit checks the bound on a node's path (MaxPath), which
+// is the only bound on nesting.
+func TestReaderPathLimit(t *testing.T) {
 	tests := []struct {
 		name  string
 		nar   []byte
-		valid bool
+		depth int // of the deepest node; 0 for an invalid archive
 	}{
-		// The leaf's depth is levels+1.
-		{"file at depth 63", mk(magic, nested(MaxDepth-2, file("x"))), true},
-		{"directory at depth 63", mk(magic, nested(MaxDepth-1, nil)), true},
-		{"file at depth 64", mk(magic, nested(MaxDepth-1, file("x"))), false},
-		{"directory at depth 64", mk(magic, nested(MaxDepth, nil)), false},
+		// The leaf's depth is levels+1 (levels for an empty directory);
+		// its path is twice as many bytes.
+		{"file at depth 64, past Nix 2.34's limit", mk(magic, nested(63, file("x"))), 64},
+		{"file at depth 2047, path of 4094 bytes", mk(magic, nested(deepest, file("x"))), deepest + 1},
+		{"directory at depth 2047", mk(magic, nested(deepest+1, nil)), deepest + 1},
+		{"file at depth 2048, path of 4096 bytes", mk(magic, nested(deepest+1, file("x"))), 0},
+		{"directory at depth 2048", mk(magic, nested(deepest+2, nil)), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := readAll(bytes.NewReader(tt.nar))
-			if tt.valid {
+			if tt.depth > 0 {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if last := got[len(got)-1].Path; strings.Count(last, "/") != MaxDepth-1 {
-					t.Fatalf("deepest node %q", last)
+				if last := got[len(got)-1].Path; strings.Count(last, "/") != tt.depth {
+					t.Fatalf("deepest node %.80q... at depth %d", last, strings.Count(last, "/"))
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nested 64 levels deep") {
-				t.Fatalf("err = %v, want ErrInvalid for nesting", err)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "longer than 4095 bytes") {
+				t.Fatalf("err = %v, want ErrInvalid for the path's length", err)
 			}
 		})
 	}

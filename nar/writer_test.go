@@ -57,15 +57,15 @@ func TestWriterRoundTrip(t *testing.T) {
 			{Header{Path: "/big", Type: TypeRegular, Size: int64(len(big))}, big},
 			{Header{Path: "/small", Type: TypeRegular, Size: 5}, "small"},
 		}, mk(magic, dir(ent("big", file(big)...), ent("small", file("small")...)))},
-		{"depth 63", func() []entry {
+		{"depth 2047", func() []entry {
 			e := []entry{{Header: Header{Path: "/", Type: TypeDirectory}}}
 			p := ""
-			for range MaxDepth - 2 {
+			for range deepest {
 				p += "/d"
 				e = append(e, entry{Header: Header{Path: p, Type: TypeDirectory}})
 			}
 			return append(e, entry{Header{Path: p + "/f", Type: TypeRegular, Size: 1}, "x"})
-		}(), mk(magic, nested(MaxDepth-2, file("x")))},
+		}(), mk(magic, nested(deepest, file("x")))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +99,7 @@ func TestWriterRejects(t *testing.T) {
 	d := func(p string) Header { return Header{Path: p, Type: TypeDirectory} }
 	f := func(p string) Header { return Header{Path: p, Type: TypeRegular} }
 	deep := []Header{root}
-	for p := ""; len(deep) <= MaxDepth; {
+	for p := ""; len(p) <= MaxPath; {
 		p += "/d"
 		deep = append(deep, d(p))
 	}
@@ -124,7 +124,7 @@ func TestWriterRejects(t *testing.T) {
 		{"missing parent", []Header{root, f("/a/b")}, "parent directory is not open"},
 		{"reopened directory", []Header{root, d("/a"), f("/b"), f("/a/c")}, "parent directory is not open"},
 		{"child of a file", []Header{root, f("/a"), f("/a/b")}, "parent directory is not open"},
-		{"too deep", deep, "nested 64 levels deep, limit is 63"},
+		{"path too long", deep, "path longer than 4095 bytes"},
 		{"unknown type", []Header{{Path: "/", Type: 9}}, "unknown type Type(9)"},
 		{"zero type", []Header{{Path: "/"}}, "unknown type Type(0)"},
 		{"negative size", []Header{{Path: "/", Type: TypeRegular, Size: -1}}, "negative size"},
