@@ -54,6 +54,7 @@ type Options struct {
 	ZstdLevel              int                 // zstd level for transcoding (default 3)
 	Keys                   []signing.SecretKey // keys the server signs narinfos with
 	AllowIncompleteClosure bool                // publish even when references are missing
+	MaxNARSize             int64               // bound on a NAR's expanded size (default DefaultMaxNARSize)
 	Now                    func() time.Time    // clock (default time.Now)
 }
 
@@ -63,6 +64,7 @@ type Ingester struct {
 	cat     catalog.Catalog
 	opt     Options
 	encoder sync.Pool // *zstd.Encoder
+	lanes   lanes
 }
 
 // New returns an Ingester writing blobs to store and metadata to cat.
@@ -72,6 +74,9 @@ func New(store storage.Store, cat catalog.Catalog, opt Options) (*Ingester, erro
 	}
 	if err := storepath.ValidateStoreDir(opt.StoreDir); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if opt.MaxNARSize <= 0 {
+		opt.MaxNARSize = DefaultMaxNARSize
 	}
 	switch opt.Mode {
 	case "":

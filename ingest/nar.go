@@ -82,7 +82,8 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 		return catalog.NAR{}, err
 	}
 	src := &errReader{r: body}
-	br := bufio.NewReaderSize(src, 256<<10)
+	received := &countingReader{r: src}
+	br := bufio.NewReaderSize(received, 256<<10)
 	comp, err := sniff(br, ext)
 	if err != nil {
 		return catalog.NAR{}, in.classify(ctx, err, src, nil)
@@ -134,10 +135,13 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 		return catalog.NAR{}, in.classify(ctx, err, src, sink)
 	}
 	defer closeDec()
+	bounded := &expansion{ctx: ctx, r: plain, in: received, max: in.opt.MaxNARSize,
+		free: freeExpansion, ratio: maxFreeRatio, lanes: &in.lanes}
+	defer bounded.close()
 
 	lsBuf := bufio.NewWriterSize(lsSink, 32<<10)
 	lw := nar.NewListingWriter(lsBuf)
-	nr := nar.NewReader(io.TeeReader(plain, narSide))
+	nr := nar.NewReader(io.TeeReader(bounded, narSide))
 	for {
 		h, err := nr.Next()
 		if err == io.EOF {
@@ -268,7 +272,7 @@ func (in *Ingester) classify(ctx context.Context, err error, src *errReader, sin
 		}
 		return fmt.Errorf("%w: reading the body: %v", ErrInvalid, src.err)
 	}
-	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnsupported) {
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnsupported) || errors.Is(err, ErrTooLarge) {
 		return err
 	}
 	// No I/O failed, so the decompressor or the NAR reader rejected the data.

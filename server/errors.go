@@ -35,7 +35,7 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errNotFound), errors.Is(err, catalog.ErrNotFound), errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ingest.ErrUnsupported):
 		return http.StatusUnsupportedMediaType
@@ -60,7 +60,7 @@ func rejectionOf(err error) metrics.Reason {
 	switch {
 	case errors.Is(err, auth.ErrUnauthorized):
 		return metrics.ReasonUnauthorized
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge):
 		return metrics.ReasonTooLarge
 	case errors.Is(err, ingest.ErrUnsupported):
 		return metrics.ReasonUnsupportedCompression
@@ -93,6 +93,9 @@ func publicMessage(status int, err error) string {
 	case http.StatusNotFound:
 		return "not found"
 	case http.StatusRequestEntityTooLarge:
+		if errors.Is(err, ingest.ErrTooLarge) {
+			return err.Error()
+		}
 		return "request body too large"
 	case statusClientClosed:
 		return "client closed request"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/ingest"
 	"github.com/nix-cached/cached/realisation"
 	"github.com/nix-cached/cached/storage"
@@ -142,7 +143,11 @@ func (s *Server) putNAR(w http.ResponseWriter, r *http.Request) error {
 	}
 	rc := http.NewResponseController(w)
 	defer rc.SetReadDeadline(time.Time{}) //nolint:errcheck // best effort
-	if _, err := s.ing.NAR(r.Context(), file, &idleReader{r: r.Body, rc: rc}, r.ContentLength); err != nil {
+	ctx := r.Context()
+	if secret, ok := auth.Secret(r); ok {
+		ctx = ingest.WithUploader(ctx, string(auth.Hash(secret)))
+	}
+	if _, err := s.ing.NAR(ctx, file, &idleReader{r: r.Body, rc: rc}, r.ContentLength); err != nil {
 		return err
 	}
 	created(w)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +57,7 @@ type serveFlags struct {
 	logFormat       string
 	logFlush        time.Duration
 	narinfoCache    int64
+	maxNARSize      int64
 	s3Redirect      bool
 	procs           int
 }
@@ -82,6 +85,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	f.logFlush = 100 * time.Millisecond
 	fs.Var(durationFlag{&f.logFlush}, "log-flush", "write log lines out in batches this often (0: each line at once)")
 	f.narinfoCache = infocache.DefaultMaxBytes
+	f.maxNARSize = ingest.DefaultMaxNARSize
+	fs.Var(sizeFlag{&f.maxNARSize}, "max-nar-size", "refuse (413) a NAR that expands to more than this `size` (0: no limit)")
 	fs.Var(sizeFlag{&f.narinfoCache}, "narinfo-cache", "`memory` for narinfos (and known misses) kept in memory, followed through the catalog's change log (0: none)")
 	fs.IntVar(&f.procs, "procs", 0, "Go processors (GOMAXPROCS) to run with (0: 4 per CPU, or the CPU quota or GOMAXPROCS when set)")
 	return fs, f
@@ -177,6 +182,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		ZstdLevel:              f.zstdLevel,
 		Keys:                   keys,
 		AllowIncompleteClosure: f.allowIncomplete,
+		MaxNARSize:             cmp.Or(f.maxNARSize, math.MaxInt64),
 	})
 	if err != nil {
 		return err
@@ -193,8 +199,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	rec := usage.New(b.cat, nil, log)
-	met, err := metrics.New(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	met, err := metrics.New(reg)
 	if err != nil {
+		return err
+	}
+	if err := registerLanes(reg, ing); err != nil {
 		return err
 	}
 	pubs := make([]signing.PublicKey, len(keys))
@@ -374,4 +384,21 @@ func tokenConfig(ctx context.Context, f *serveFlags, cat catalog.Catalog, stdout
 	}
 	fmt.Fprintf(stdout, "push token (shown only this once; use it as the netrc password): %s\n", secret)
 	return cfg, nil
+}
+
+// registerLanes registers the gauges of ing's uploader lanes (see
+// ingest.WithUploader) with reg.
+func registerLanes(reg prometheus.Registerer, ing *ingest.Ingester) error {
+	waiting := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cached_upload_expansion_waiting",
+		Help: "NAR uploads expanding past 100 times their compressed size, waiting for their uploader's previous one to finish"},
+		func() float64 { w, _ := ing.LaneStats(); return float64(w) })
+	taken := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cached_upload_expansion_serialized_total",
+		Help: "NAR uploads that expanded past 100 times their compressed size (and 256 MiB), run one at a time per uploader"},
+		func() float64 { _, t := ing.LaneStats(); return float64(t) })
+	for _, c := range []prometheus.Collector{waiting, taken} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
 }
