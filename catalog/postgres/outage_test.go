@@ -40,7 +40,15 @@ func TestOutage(t *testing.T) {
 		{"LastGCRun(none)", func(ctx context.Context) error { _, err := c.LastGCRun(ctx); return err }, false},
 		{"BlobInUse", func(ctx context.Context) error { _, err := c.BlobInUse(ctx, n.Key); return err }, true},
 		{"Publish", func(ctx context.Context) error { return c.Publish(ctx, p, catalog.PublishOptions{}) }, true},
-		{"TryLock", func(ctx context.Context) error { _, err := c.TryLock(ctx, "gc", "me", time.Minute); return err }, true},
+		// Taken and released: a lock held across a restart is lost, and
+		// its holder is told so (TestLockLostOnRestart).
+		{"TryLock", func(ctx context.Context) error {
+			ok, err := c.TryLock(ctx, "gc", "me", time.Minute)
+			if ok {
+				err = c.Unlock(ctx, "gc", "me")
+			}
+			return err
+		}, true},
 		{"RecordUse", func(ctx context.Context) error {
 			return c.RecordUse(ctx, map[string]time.Time{p.HashPart: t0.Add(time.Hour)}, nil)
 		}, true},
@@ -90,5 +98,27 @@ func TestOutage(t *testing.T) {
 	check("after an unnoticed restart", true)
 	if got, err := c.NarInfo(ctx, p.HashPart); err != nil || got != p.NarInfo {
 		t.Errorf("NarInfo after the outage = %q, %v; want %q", got, err, p.NarInfo)
+	}
+}
+
+// TestLockLostOnRestart restarts the database under a held lock: the
+// session that held it ended, so the lock may have gone to another
+// holder meanwhile, and renewing it fails instead of pretending; it can
+// then be taken again.
+func TestLockLostOnRestart(t *testing.T) {
+	srv := pgtest.Start(t)
+	c := openURL(t, srv.NewDatabase(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound, not a measure
+	defer cancel()
+	if ok, err := c.TryLock(ctx, "gc", "me", time.Minute); err != nil || !ok {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	srv.Stop(t)
+	srv.Restart(t)
+	if ok, err := c.TryLock(ctx, "gc", "me", time.Minute); err == nil || ok {
+		t.Fatalf("renewing a lock whose session ended: %v %v, want an error", ok, err)
+	}
+	if ok, err := c.TryLock(ctx, "gc", "me", time.Minute); err != nil || !ok {
+		t.Fatalf("taking it again: %v %v", ok, err)
 	}
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -93,47 +92,6 @@ func (c *Catalog) RemovePin(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("postgres catalog: remove pin %s: %w", name, err)
-	}
-	return nil
-}
-
-// dbNow is the database server's clock in Unix milliseconds: the one clock
-// every replica sharing the database agrees on.
-const dbNow = `(floor(extract(epoch FROM statement_timestamp()) * 1000))::int8`
-
-// TryLock takes the named lock for holder until ttl from now when it is
-// free, expired or already holder's (then it is renewed); it reports false
-// when another holder has it unexpired. Expiry is judged by the database
-// server's clock, so replicas whose clocks differ still agree.
-func (c *Catalog) TryLock(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	if holder == "" {
-		return false, fmt.Errorf("%w: lock %s: empty holder", ErrInvalid, name)
-	}
-	var taken int64
-	err := c.write(ctx, func(t *txn) error {
-		tag, err := t.Exec(ctx, `INSERT INTO locks (name, holder, expires_at)
-			VALUES ($1, $2, `+dbNow+` + $3)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-			WHERE locks.holder = excluded.holder OR locks.expires_at <= `+dbNow,
-			name, holder, ttl.Milliseconds())
-		taken = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("postgres catalog: lock %s for %s: %w", name, holder, err)
-	}
-	return taken > 0, nil
-}
-
-// Unlock releases the named lock if holder has it; otherwise it does
-// nothing.
-func (c *Catalog) Unlock(ctx context.Context, name, holder string) error {
-	err := c.write(ctx, func(t *txn) error {
-		_, err := t.Exec(ctx, `DELETE FROM locks WHERE name = $1 AND holder = $2`, name, holder)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres catalog: unlock %s for %s: %w", name, holder, err)
 	}
 	return nil
 }

@@ -71,8 +71,9 @@ var maxAttempts = 5
 
 // Catalog is a catalog.Catalog stored in a PostgreSQL database.
 type Catalog struct {
-	pool *pgxpool.Pool
-	name string // user@host:port/database, for messages; never the password
+	pool  *pgxpool.Pool
+	name  string // user@host:port/database, for messages; never the password
+	locks sessionLocks
 }
 
 var _ catalog.Catalog = (*Catalog)(nil)
@@ -109,6 +110,7 @@ func (c *Catalog) open(ctx context.Context, cfg *pgxpool.Config) error {
 
 // Close closes the connection pool.
 func (c *Catalog) Close() error {
+	c.closeLocks()
 	if c.pool != nil {
 		c.pool.Close()
 	}

@@ -73,3 +73,26 @@ func TestBytewiseOrder(t *testing.T) {
 		t.Errorf("Tokens in order %q, want bytewise %q", got, want)
 	}
 }
+
+func TestTryLockTakeover(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	catalogtest.TryLockTakeover(t, func(t *testing.T) catalog.Catalog { return openURL(t, url) })
+}
+
+// TestTryLockPoolOfOne holds the collector's lock on a catalog whose pool
+// has one connection: the lock's session is not the pool's, so the
+// catalog keeps working while it is held.
+func TestTryLockPoolOfOne(t *testing.T) {
+	c := openURL(t, pgtest.Shared(t).NewDatabase(t)+"&pool_max_conns=1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if ok, err := c.TryLock(ctx, "gc", "h:1", time.Hour); err != nil || !ok {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	if _, err := c.Pins(ctx); err != nil {
+		t.Fatalf("a query while the lock is held: %v", err)
+	}
+	if err := c.Unlock(ctx, "gc", "h:1"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/nix-cached/cached/catalog"
 )
@@ -92,46 +91,6 @@ func (c *Catalog) RemovePin(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: remove pin %s: %w", name, err)
-	}
-	return nil
-}
-
-// TryLock takes the named lock for holder until ttl from now when it is
-// free, expired or already holder's (then it is renewed); it reports false
-// when another holder has it unexpired. Expiry is judged by this machine's
-// clock.
-func (c *Catalog) TryLock(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	if holder == "" {
-		return false, fmt.Errorf("%w: lock %s: empty holder", ErrInvalid, name)
-	}
-	var taken int64
-	err := c.write(ctx, func(tx *sql.Tx) error {
-		now := time.Now()
-		res, err := tx.ExecContext(ctx, `INSERT INTO locks (name, holder, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-			WHERE locks.holder = excluded.holder OR locks.expires_at <= ?`,
-			name, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
-		if err != nil {
-			return err
-		}
-		taken, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("sqlite catalog: lock %s for %s: %w", name, holder, err)
-	}
-	return taken > 0, nil
-}
-
-// Unlock releases the named lock if holder has it; otherwise it does
-// nothing.
-func (c *Catalog) Unlock(ctx context.Context, name, holder string) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM locks WHERE name = ? AND holder = ?`, name, holder)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite catalog: unlock %s for %s: %w", name, holder, err)
 	}
 	return nil
 }

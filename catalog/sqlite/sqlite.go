@@ -76,6 +76,7 @@ type Catalog struct {
 	writer  *sql.DB   // exactly one connection; BEGIN IMMEDIATE transactions
 	reader  *sql.DB   // a few query-only connections
 	narInfo *sql.Stmt // the hot path, prepared once on the reader pool
+	locks   fileLocks
 }
 
 var _ catalog.Catalog = (*Catalog)(nil)
@@ -183,6 +184,7 @@ func dsn(path string, opts url.Values) string {
 
 // Close closes both database handles.
 func (c *Catalog) Close() error {
+	c.closeLocks()
 	var errs []error
 	if c.narInfo != nil {
 		errs = append(errs, c.narInfo.Close())

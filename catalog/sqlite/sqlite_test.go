@@ -360,3 +360,8 @@ func TestWriterCheckpointPages(t *testing.T) {
 		t.Errorf("wal_autocheckpoint = %d, want %d", pages, walCheckpointPages)
 	}
 }
+
+func TestTryLockTakeover(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	catalogtest.TryLockTakeover(t, func(t *testing.T) catalog.Catalog { return openT(t, path) })
+}
