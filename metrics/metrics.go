@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,9 @@ type Metrics struct {
 	sweepNARs      prometheus.Counter
 	sweepBlobs     prometheus.Counter
 	sweepBytes     prometheus.Counter
+
+	blobsMissing *prometheus.CounterVec // kind
+	space        atomic.Pointer[func() (free, capacity int64, ok bool)]
 }
 
 // New creates the metrics and registers them with reg. It also registers
@@ -200,9 +204,15 @@ func (m *Metrics) build() []prometheus.Collector {
 	m.sweepBlobs = counter("cached_sweep_blobs_removed_total", "Orphan blobs (named by no record) removed.")
 	m.sweepBytes = counter("cached_sweep_bytes_freed_total", "Bytes deleted from storage by sweeps of unclaimed uploads.")
 
+	m.blobsMissing = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cached_blobs_missing_total",
+		Help: "Requests for a blob the catalog records but storage does not have, by kind (nar, ls): answered 5xx (a GET) or 404 (a HEAD, so that the client uploads it again).",
+	}, []string{"kind"})
+	free, capacity := m.spaceGauges()
+
 	return []prometheus.Collector{
 		m.requests, m.duration, m.reqBytes, m.respBytes, narinfo, uploads, m.rejections,
 		gcRuns, m.gcPaths, m.gcBytes, m.gcLastRun, m.gcLastDuration, m.gcLivePaths, m.gcLiveBytes,
-		sweepRuns, m.sweepNARs, m.sweepBlobs, m.sweepBytes,
+		sweepRuns, m.sweepNARs, m.sweepBlobs, m.sweepBytes, m.blobsMissing, free, capacity,
 	}
 }

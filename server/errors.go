@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/nix-cached/cached/auth"
 	"github.com/nix-cached/cached/catalog"
@@ -20,6 +21,8 @@ var (
 	errBadRequest = errors.New("bad request")
 	// errMethod is a method the route does not take.
 	errMethod = errors.New("method not allowed")
+	// errBlobMissing is a blob the catalog records and storage lost.
+	errBlobMissing = errors.New("recorded in the catalog but missing from storage")
 )
 
 // statusClientClosed is logged when the client went away (nginx's 499).
@@ -49,6 +52,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -99,6 +104,8 @@ func publicMessage(status int, err error) string {
 		return "request body too large"
 	case statusClientClosed:
 		return "client closed request"
+	case http.StatusInsufficientStorage:
+		return "the cache's storage is full"
 	}
 	if status >= 500 {
 		return "internal server error"

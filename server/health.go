@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -37,7 +38,28 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	writeSmall(w, r, typeText, "ready\n")
+	writeSmall(w, r, typeText, "ready\n"+s.spaceNote())
+}
+
+// lowSpace is the free space below which /readyz warns.
+const lowSpace = 1 << 30
+
+// spaceNote is /readyz's line on the storage's free space, if it has one.
+// A full disk keeps the cache ready (it still serves what it holds), but
+// says so: uploads are refused with 507 meanwhile.
+func (s *Server) spaceNote() string {
+	sr, ok := s.store.(storage.SpaceReporter)
+	if !ok {
+		return ""
+	}
+	free, capacity, err := sr.Space()
+	switch {
+	case err != nil:
+		return "storage: free space unknown: " + err.Error() + "\n"
+	case free < lowSpace:
+		return fmt.Sprintf("storage: FULL: %d bytes free of %d; uploads fail (507) until space is freed\n", free, capacity)
+	}
+	return fmt.Sprintf("storage: %d bytes free of %d\n", free, capacity)
 }
 
 // ready checks the catalog and storage with lookups of names that do not

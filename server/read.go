@@ -157,8 +157,16 @@ func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 		if n.Key != key {
 			return errNotFound // an alias of a file stored under another name
 		}
-		// Then as a GET would: the storage answers for the blob.
-		return s.serveBlob(w, r, key, typeNAR, file[:52], true)
+		// Then as a GET would: the storage answers for the blob. A
+		// missing one is counted, and Nix, told it is absent, uploads it
+		// again, which restores it.
+		if err := s.serveBlob(w, r, key, typeNAR, file[:52], true); err != nil {
+			if errors.Is(s.missingBlob(r, err, key, key), errBlobMissing) {
+				return errNotFound
+			}
+			return err
+		}
+		return nil
 	}
 	if p, ok := s.store.(storage.Presigner); ok && s.cfg.RedirectTTL > 0 && r.Method == http.MethodGet {
 		// The bytes bypass the server. A missing NAR gets S3's 404, which
@@ -174,7 +182,7 @@ func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The file name starts with the hash of its contents: a strong ETag.
 	if err := s.serveBlob(w, r, key, typeNAR, file[:52], true); err != nil {
-		return err
+		return s.missingBlob(r, err, key, key)
 	}
 	if r.Method == http.MethodGet {
 		s.cfg.Usage.NAR(key)
@@ -199,7 +207,25 @@ func (s *Server) getListing(w http.ResponseWriter, r *http.Request) error {
 	if n.ListingKey == "" {
 		return errNotFound
 	}
-	return s.serveBlob(w, r, n.ListingKey, typeJSON, "", false)
+	if err := s.serveBlob(w, r, n.ListingKey, typeJSON, "", false); err != nil {
+		return s.missingBlob(r, err, n.Key, n.ListingKey)
+	}
+	return nil
+}
+
+// missingBlob turns err, from serving the blob at key of the NAR recorded
+// as narKey, into errBlobMissing (a 5xx, counted and logged) when the
+// storage lost a blob the catalog records: a 404 would tell Nix, for an
+// hour, that the path is absent, and it would rebuild it.
+func (s *Server) missingBlob(r *http.Request, err error, narKey, key string) error {
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if _, lerr := s.cat.LookupNAR(r.Context(), narKey); lerr != nil {
+		return err // not recorded (or not known now): absent indeed
+	}
+	s.cfg.Metrics.BlobMissing(strings.SplitN(key, "/", 2)[0])
+	return fmt.Errorf("%w: %s", errBlobMissing, key)
 }
 
 // drvParam returns the validated derivation basename of a log request.

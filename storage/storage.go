@@ -65,6 +65,12 @@ type Presigner interface {
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
+// SpaceReporter is implemented by drivers on a file system: Space
+// reports the bytes free for the cache and the file system's size.
+type SpaceReporter interface {
+	Space() (free, capacity int64, err error)
+}
+
 // KeyedCreator is implemented by drivers that do less work when an
 // upload's key is known as it starts (S3: a large upload goes straight to
 // its key instead of being copied there at Commit). Such an upload must be

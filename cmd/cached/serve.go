@@ -207,6 +207,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := registerLanes(reg, ing); err != nil {
 		return err
 	}
+	if sr, ok := b.store.(storage.SpaceReporter); ok {
+		met.StorageSpace(func() (int64, int64, bool) {
+			free, capacity, err := sr.Space()
+			return free, capacity, err == nil
+		})
+	}
 	pubs := make([]signing.PublicKey, len(keys))
 	for i, k := range keys {
 		pubs[i] = k.Public()

@@ -43,7 +43,10 @@ type Store struct {
 	root *os.Root
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store         = (*Store)(nil)
+	_ storage.SpaceReporter = (*Store)(nil)
+)
 
 // New opens the store in root, creating root and its temporary directory if
 // needed and removing temporary files more than an hour old.
@@ -185,4 +188,14 @@ func wrap(op, key string, err error) error {
 // a path through a regular file.
 func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// Space reports the bytes free for an unprivileged writer and the size of
+// the file system holding the store.
+func (s *Store) Space() (free, capacity int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.root.Name(), &st); err != nil {
+		return 0, 0, fmt.Errorf("disk: free space: %w", err)
+	}
+	return int64(st.Bavail) * st.Bsize, int64(st.Blocks) * st.Bsize, nil
 }
