@@ -69,6 +69,17 @@ type NAR struct {
 	NarSize     int64     // length of the uncompressed NAR
 	ListingKey  string    // storage key of its .ls listing, "" if none
 	CreatedAt   time.Time // last upload; the start of its lease while unclaimed
+	Quarantined bool      // its blob was found damaged or lost (Quarantine); ignored by PutNAR
+	Scrubbed    time.Time // its last check by a scrub (zero: never); ScrubQueue sets it, PutNAR ignores it
+}
+
+// QuarantinedPath is a path Quarantine hides.
+type QuarantinedPath struct {
+	HashPart  string
+	StorePath string
+	NARKey    string    // the damaged NAR: the path's own, or one in its closure
+	Reason    string    // why the NAR was quarantined
+	Since     time.Time // when
 }
 
 // Path is one published store path. Its narinfo is rendered and signed at
@@ -241,7 +252,8 @@ type Catalog interface {
 	// LookupNAR finds a ready NAR by its Key or by one of its aliases.
 	LookupNAR(ctx context.Context, name string) (NAR, error)
 	// Publish records p atomically. It fails with ErrNARNotFound if
-	// p.NARKey is not a ready NAR, with *MissingReferencesError if a
+	// p.NARKey is not a ready NAR (or a quarantined one: it must be
+	// uploaded again), with *MissingReferencesError if a
 	// reference other than p itself is not published (unless opts allow
 	// it), and with ErrConflict if p.HashPart is published with another
 	// NarHash. When p is already published with the same NarHash, its
@@ -314,6 +326,25 @@ type Catalog interface {
 	// BlobInUse reports whether key is the Key or ListingKey of a NAR
 	// record that is not being deleted.
 	BlobInUse(ctx context.Context, key string) (bool, error)
+
+	// Quarantine fences off the ready NAR with this key, whose blob was
+	// found damaged or lost: the paths that name it, and every path that
+	// references one of them directly or not, stop being served (NarInfo
+	// answers ErrNotFound, and the change log records them), and
+	// LookupNAR reports it Quarantined. It returns the hash parts it hid
+	// now (none for a key that is not a ready NAR, or one already
+	// quarantined). PutNAR of the same key (a new, verified upload) lifts
+	// the NAR's quarantine; a hidden path is served again once it is
+	// published again with a NAR that is not quarantined and no hidden
+	// reference (as nix copy pushes every path it finds missing).
+	Quarantine(ctx context.Context, key, reason string, at time.Time) ([]string, error)
+	// Quarantined lists the paths Quarantine hides, ordered by store path.
+	Quarantined(ctx context.Context) ([]QuarantinedPath, error)
+	// ScrubQueue returns up to limit ready NARs that are not quarantined,
+	// those never scrubbed first, then those scrubbed longest ago.
+	ScrubQueue(ctx context.Context, limit int) ([]NAR, error)
+	// MarkScrubbed records that the NAR with this key was checked at at.
+	MarkScrubbed(ctx context.Context, key string, at time.Time) error
 
 	// AddPin pins a published path (ErrNotFound if it is not) under a
 	// name. The name's previous current pin stops being current; the

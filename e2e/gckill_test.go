@@ -35,17 +35,7 @@ func testKillGC(t *testing.T, catalogArgs []string) {
 	builder.Run("nix", "copy", "--to", srv.URL, top)
 	var blobs []string
 	for _, p := range closure {
-		code, body := srv.get("/"+filepath.Base(p)[:32]+".narinfo", "")
-		url, ok := strings.CutPrefix(findLine(body, "URL: "), "URL: ")
-		if code != 200 || !ok {
-			t.Fatalf("narinfo of %s: %d\n%s", p, code, body)
-		}
-		// The disk store shards keys: nar/<xx>/<name>.
-		found, _ := filepath.Glob(filepath.Join(srv.Data, "blobs", filepath.Dir(url), "*", filepath.Base(url)))
-		if len(found) != 1 {
-			t.Fatalf("the blob of %s: %v", url, found)
-		}
-		blobs = append(blobs, found[0])
+		blobs = append(blobs, srv.narFile(t, p))
 	}
 	time.Sleep(2 * time.Second) // older than the retention below
 
@@ -114,4 +104,21 @@ func findLine(text, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// narFile returns the file of the NAR of storePath in the cache's disk
+// store, as its narinfo names it.
+func (c *cache) narFile(t *testing.T, storePath string) string {
+	t.Helper()
+	code, body := c.get("/"+filepath.Base(storePath)[:32]+".narinfo", "")
+	url, ok := strings.CutPrefix(findLine(body, "URL: "), "URL: ")
+	if code != 200 || !ok {
+		t.Fatalf("narinfo of %s: %d\n%s", storePath, code, body)
+	}
+	// The disk store shards keys: nar/<xx>/<name>.
+	found, _ := filepath.Glob(filepath.Join(c.Data, "blobs", filepath.Dir(url), "*", filepath.Base(url)))
+	if len(found) != 1 {
+		t.Fatalf("the blob of %s: %v", url, found)
+	}
+	return found[0]
 }

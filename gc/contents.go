@@ -17,6 +17,12 @@ import (
 // and FileSize and decompress to a valid NAR with its NarHash and NarSize.
 // A failure to read the file is an error, not a problem.
 func checkContents(ctx context.Context, store storage.Store, n catalog.NAR) ([]string, error) {
+	return checkContentsPaced(ctx, store, n, nil)
+}
+
+// checkContentsPaced is checkContents reading no faster than pace allows
+// (nil: as fast as it can).
+func checkContentsPaced(ctx context.Context, store storage.Store, n catalog.NAR, pace *pacer) ([]string, error) {
 	f, err := store.Open(ctx, n.Key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return []string{fmt.Sprintf("NAR file %s is missing", n.Key)}, nil
@@ -25,7 +31,7 @@ func checkContents(ctx context.Context, store storage.Store, n catalog.NAR) ([]s
 		return nil, fmt.Errorf("gc: verify: %w", err)
 	}
 	defer f.Close()
-	src := &ctxReader{ctx: ctx, r: f}
+	src := &ctxReader{ctx: ctx, r: f, pace: pace}
 	file := nixhash.NewSHA256Writer()
 	raw := io.TeeReader(src, file)
 
@@ -93,9 +99,10 @@ func compare(key, hashField, sizeField string, got *nixhash.SHA256Writer, wantHa
 // first read error, so that an unreadable file is told apart from a
 // corrupt one.
 type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-	err error
+	ctx  context.Context
+	r    io.Reader
+	err  error
+	pace *pacer
 }
 
 func (c *ctxReader) Read(p []byte) (int, error) {
@@ -109,6 +116,11 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err != nil && err != io.EOF {
 		c.err = err
+	}
+	if c.pace != nil && n > 0 {
+		if perr := c.pace.wait(c.ctx, int64(n)); perr != nil && c.err == nil {
+			c.err, err = perr, perr
+		}
 	}
 	return n, err
 }

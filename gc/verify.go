@@ -91,6 +91,19 @@ func Verify(ctx context.Context, cat catalog.Catalog, store storage.Store, opt V
 	if err := v.unclaimed(ctx); err != nil {
 		return v.rep, err
 	}
+	quarantined, err := cat.Quarantined(ctx)
+	if err != nil {
+		return v.rep, fmt.Errorf("gc: verify: %w", err)
+	}
+	for _, q := range quarantined {
+		why := "its NAR " + q.NARKey
+		if p, err := cat.Path(ctx, q.HashPart); err != nil || p.NARKey != q.NARKey {
+			why = "the NAR " + q.NARKey + " in its closure"
+		}
+		v.rep.Problems = append(v.rep.Problems, Problem{HashPart: q.HashPart, StorePath: q.StorePath,
+			What: oneLine(fmt.Sprintf("quarantined: not served since %s, because %s is damaged (%s); pushing it again restores it",
+				q.Since.UTC().Format(time.RFC3339), why, q.Reason))})
+	}
 	return v.rep, nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
+
+	"github.com/nix-cached/cached/nixhash"
 )
 
 // Compression labels, as written in narinfo Compression fields and as
@@ -181,4 +183,20 @@ func DecodeContentEncoding(enc string, r io.Reader) (io.Reader, func(), error) {
 		return decompress(comp, r)
 	}
 	return nil, nil, fmt.Errorf("%w: Content-Encoding %q (use one of none, gzip, zstd, xz, bzip2, br, lz4, lzip or lzma)", ErrUnsupported, enc)
+}
+
+// FileName is the name Nix gives a NAR file with this FileHash and
+// Compression ("" means bzip2, as in Nix), which NAR accepts.
+func FileName(fileHash nixhash.Hash, compression string) (string, error) {
+	if compression == "" {
+		compression = CompBzip2
+	}
+	if fileHash.Algo() != nixhash.SHA256 {
+		return "", fmt.Errorf("%w: FileHash must be sha256", ErrInvalid)
+	}
+	name := fileHash.Nix32() + extensionOf(compression)
+	if _, _, err := ParseNARName(name); err != nil {
+		return "", err
+	}
+	return name, nil
 }

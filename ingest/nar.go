@@ -77,6 +77,26 @@ func (e *errWriter) Write(p []byte) (int, error) {
 // listing, and records it in the catalog as unclaimed until a narinfo names
 // it. size is the Content-Length, or -1 if unknown.
 func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size int64) (catalog.NAR, error) {
+	return in.nar(ctx, name, body, size, nil)
+}
+
+// Expect is what a NAR from elsewhere (an upstream cache) must turn out to
+// be, for NARExpecting.
+type Expect struct {
+	NarHash nixhash.Hash
+	NarSize int64
+	Keep    bool // store it as it came, whatever the Ingester's mode
+}
+
+// NARExpecting is NAR for a NAR whose NarHash and NarSize are known in
+// advance: one that differs is refused (ErrNarInfoMismatch) before
+// anything is committed.
+func (in *Ingester) NARExpecting(ctx context.Context, name string, body io.Reader, size int64, exp Expect) (catalog.NAR, error) {
+	return in.nar(ctx, name, body, size, &exp)
+}
+
+// nar is NAR, checking what exp expects when it is not nil.
+func (in *Ingester) nar(ctx context.Context, name string, body io.Reader, size int64, exp *Expect) (catalog.NAR, error) {
 	want, ext, err := ParseNARName(name)
 	if err != nil {
 		return catalog.NAR{}, err
@@ -91,7 +111,7 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	if !slices.Contains(extensions[ext], comp) {
 		return catalog.NAR{}, fmt.Errorf("%w: NAR named %s holds %s data", ErrInvalid, name, comp)
 	}
-	keep := in.opt.Mode == ModeKeep || comp == CompZstd
+	keep := in.opt.Mode == ModeKeep || comp == CompZstd || (exp != nil && exp.Keep)
 
 	var blob storage.Upload
 	if keep {
@@ -173,6 +193,10 @@ func (in *Ingester) NAR(ctx context.Context, name string, body io.Reader, size i
 	}
 	if got := upload.Sum(); got != want {
 		return catalog.NAR{}, fmt.Errorf("%w: body hashes to %s but was uploaded as %s", ErrHashMismatch, got, name)
+	}
+	if exp != nil && (narSum.Sum() != exp.NarHash || narSum.Size() != exp.NarSize) {
+		return catalog.NAR{}, fmt.Errorf("%w: the NAR is %s (%d bytes), its narinfo says %s (%d bytes)",
+			ErrNarInfoMismatch, narSum.Sum(), narSum.Size(), exp.NarHash, exp.NarSize)
 	}
 
 	n := catalog.NAR{

@@ -157,3 +157,21 @@ func (in *Ingester) ownKey(name string) bool {
 	}
 	return false
 }
+
+// Sign adds the server's signatures to ni, a narinfo served without being
+// published (a path mirrored from an upstream, before its NAR is stored):
+// the well-formed signatures it has under other names are kept, so that a
+// client trusting only the upstream's key still accepts it.
+func (in *Ingester) Sign(ni *narinfo.NarInfo) error {
+	fp, err := ni.AppendFingerprint(nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	sigs := in.keepSigs(ni.Sigs)
+	for _, k := range in.opt.Keys {
+		sigs = append(sigs, k.Sign(fp))
+	}
+	slices.Sort(sigs)
+	ni.Sigs = slices.Compact(sigs)
+	return nil
+}

@@ -6,17 +6,19 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nix-cached/cached/storage"
 )
 
 // TestMissingBlob deletes the blobs of a published path behind the
 // server's back: a GET of its NAR or listing is a 5xx, not a 404 that Nix
-// would remember as "absent" for an hour, and is counted; a HEAD of the
-// NAR says it is absent, so that a client uploads it again.
+// would remember as "absent" for an hour, and is counted; the NAR is
+// quarantined, so its path stops being served; a HEAD of the NAR says it
+// is absent, so that a client uploads it again, which ends the quarantine.
 func TestMissingBlob(t *testing.T) {
 	e := newMetricsEnv(t, true)
-	e.push(pathC, "lost")
+	p := e.push(pathC, "lost")
 	ctx := context.Background()
 	path, err := e.cat.Path(ctx, pathC[:32])
 	if err != nil {
@@ -37,9 +39,8 @@ func TestMissingBlob(t *testing.T) {
 		t.Errorf("the answer names the key: %q", r.body)
 	}
 	e.do("GET", "/"+pathC[:32]+".ls", "", nil).expect(t, 500, "GET of a lost listing")
-	e.do("HEAD", "/"+n.Key, "", nil).expect(t, 404, "HEAD of a lost NAR")
 	after := e.scrape()
-	for kind, want := range map[string]float64{"nar": 2, "ls": 1} {
+	for kind, want := range map[string]float64{"nar": 1, "ls": 1} {
 		if d := after.get("cached_blobs_missing_total", "kind", kind) - before.get("cached_blobs_missing_total", "kind", kind); d != want {
 			t.Errorf("cached_blobs_missing_total{kind=%q} grew by %v, want %v", kind, d, want)
 		}
@@ -47,8 +48,30 @@ func TestMissingBlob(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "recorded in the catalog but missing from storage: "+n.Key) {
 		t.Errorf("no log line names the lost blob:\n%s", e.logs)
 	}
+	// A HEAD, which Nix sends before uploading, says absent (counted
+	// unless the NAR was quarantined already).
+	e.do("HEAD", "/"+n.Key, "", nil).expect(t, 404, "HEAD of a lost NAR")
 	// A NAR that was never uploaded is absent, as before.
 	e.do("GET", "/nar/"+zeros52+".nar.xz", "", nil).expect(t, 404, "GET of an unknown NAR")
+
+	// The lost NAR is quarantined at once: the path is no longer served,
+	// so Nix goes to another substituter (or builds) instead of failing.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if e.do("GET", "/"+pathC[:32]+".narinfo", "", nil).code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the path of a lost NAR is still served")
+		}
+	}
+	// Pushed again (nix copy sees the narinfo missing, and the HEAD of
+	// the NAR says absent): the NAR is stored again and the path served.
+	e.do("HEAD", "/"+n.Key, "", nil).expect(t, 404, "HEAD of a quarantined NAR")
+	e.do("PUT", "/nar/"+p.xzName, pushToken, p.file).expect(t, 204, "PUT of the lost NAR")
+	e.do("PUT", "/"+pathC[:32]+".narinfo", pushToken, []byte(p.narinfo.String())).expect(t, 204, "PUT of its narinfo")
+	e.do("GET", "/"+pathC[:32]+".narinfo", "", nil).expect(t, 200, "narinfo after the push")
+	e.do("GET", "/"+n.Key, "", nil).expect(t, 200, "GET of the restored NAR")
+	e.do("GET", "/"+pathC[:32]+".ls", "", nil).expect(t, 200, "GET of the restored listing")
 }
 
 // fullStore is a file system with no space left.

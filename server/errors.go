@@ -21,6 +21,9 @@ var (
 	errBadRequest = errors.New("bad request")
 	// errMethod is a method the route does not take.
 	errMethod = errors.New("method not allowed")
+	// errUpstream is an upstream cache failing to deliver a NAR its
+	// narinfo names.
+	errUpstream = errors.New("upstream failed")
 	// errBlobMissing is a blob the catalog records and storage lost.
 	errBlobMissing = errors.New("recorded in the catalog but missing from storage")
 )
@@ -54,6 +57,8 @@ func statusOf(err error) int {
 		return statusClientClosed
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return http.StatusInsufficientStorage
+	case errors.Is(err, errUpstream):
+		return http.StatusBadGateway
 	}
 	return http.StatusInternalServerError
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/gc"
 	"github.com/nix-cached/cached/ingest"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
@@ -80,8 +82,13 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	text, err := s.cat.NarInfo(r.Context(), hash)
+	if errors.Is(err, catalog.ErrNotFound) && s.cfg.Upstream != nil && r.Method == http.MethodGet {
+		// Only a GET asks the upstreams: Nix sends HEAD to ask whether to
+		// upload a path, and a push must not wait for them.
+		text, err = s.mirrorNarInfo(r.Context(), hash)
+	}
 	if err != nil {
-		if errors.Is(err, catalog.ErrNotFound) {
+		if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, errNotFound) {
 			s.cfg.Metrics.NarInfo(false)
 		}
 		return err
@@ -154,8 +161,10 @@ func (s *Server) getNAR(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if n.Key != key {
-			return errNotFound // an alias of a file stored under another name
+		if n.Key != key || n.Quarantined {
+			// An alias of a file stored under another name; or a damaged
+			// NAR, which an upload replaces.
+			return errNotFound
 		}
 		// Then as a GET would: the storage answers for the blob. A
 		// missing one is counted, and Nix, told it is absent, uploads it
@@ -221,10 +230,22 @@ func (s *Server) missingBlob(r *http.Request, err error, narKey, key string) err
 	if !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	if _, lerr := s.cat.LookupNAR(r.Context(), narKey); lerr != nil {
+	n, lerr := s.cat.LookupNAR(r.Context(), narKey)
+	if lerr != nil {
 		return err // not recorded (or not known now): absent indeed
 	}
 	s.cfg.Metrics.BlobMissing(strings.SplitN(key, "/", 2)[0])
+	if !n.Quarantined {
+		// Fence it off at once: its paths stop being served, and clients
+		// go to another substituter or build, until it is pushed again.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
+			defer cancel()
+			if _, err := gc.Quarantine(ctx, s.cat, n.Key, key+" is missing from storage", time.Now(), s.log); err != nil {
+				s.log.Warn("quarantining a NAR whose blob is missing", "key", n.Key, "err", err)
+			}
+		}()
+	}
 	return fmt.Errorf("%w: %s", errBlobMissing, key)
 }
 

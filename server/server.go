@@ -22,6 +22,7 @@ import (
 	"github.com/nix-cached/cached/signing"
 	"github.com/nix-cached/cached/storage"
 	"github.com/nix-cached/cached/storepath"
+	"github.com/nix-cached/cached/upstream"
 	"github.com/nix-cached/cached/usage"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// reasons, never paths, hashes or credentials.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// Upstream, when set, is where narinfo misses are looked up and
+	// mirrored from (pull-through, mirror.go).
+	Upstream *upstream.Puller
 }
 
 // Server serves the binary cache protocol.
@@ -61,6 +65,7 @@ type Server struct {
 	private bool // reads need a token: responses must not be cached publicly
 	// narInfoCache is the Cache-Control header of narinfos.
 	narInfoCache []string
+	flights      flights // NAR downloads from upstreams under way
 }
 
 // New returns a server over the given catalog, storage and ingester.
@@ -164,6 +169,7 @@ func (s *Server) routes() {
 	getHead("/{hash}.ls", read(s.getListing))
 	put("/{hash}.ls", s.upload(metrics.KindListing, s.putListing))
 	getHead("/nar/{file}", read(s.getNAR))
+	getHead("/mirror/{hash}/{file}", read(s.getMirrorNAR))
 	put("/nar/{file}", s.upload(metrics.KindNAR, s.putNAR))
 	getHead("/log/{drv}", read(s.getLog))
 	put("/log/{drv}", s.upload(metrics.KindLog, s.putLog))

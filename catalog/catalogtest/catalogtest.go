@@ -70,6 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"DeletePaths/OneByOne", testDeletePathsOneByOne},
 		{"Pins", testPins},
 		{"TryLock", testTryLock},
+		{"Quarantine", testQuarantine},
+		{"ScrubQueue", testScrubQueue},
 		{"GCRuns", testGCRuns},
 		{"Stats", testStats},
 		{"Realisations", testRealisations},

@@ -67,8 +67,8 @@ type entry struct {
 func (e entry) size(hash string) int64 { return int64(len(hash) + len(e.text) + entryOverhead) }
 
 // Catalog is a catalog.Catalog whose NarInfo answers from memory. Every
-// other method is the wrapped catalog's; Publish, DeletePath and
-// DeletePaths also forget what they changed at once.
+// other method is the wrapped catalog's; Publish, Quarantine, DeletePath
+// and DeletePaths also forget what they changed at once.
 type Catalog struct {
 	catalog.Catalog
 	opt   Options
@@ -301,6 +301,15 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		c.forget([]string{p.HashPart})
 	}
 	return err
+}
+
+// Quarantine hides paths and forgets what was known of them.
+func (c *Catalog) Quarantine(ctx context.Context, key, reason string, at time.Time) ([]string, error) {
+	hidden, err := c.Catalog.Quarantine(ctx, key, reason, at)
+	if len(hidden) > 0 {
+		c.forget(hidden)
+	}
+	return hidden, err
 }
 
 // DeletePath deletes a path and forgets its narinfo.

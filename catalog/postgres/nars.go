@@ -15,14 +15,14 @@ import (
 // narColumns are the columns scanNAR reads, for a nars table aliased n
 // (also valid in a RETURNING clause of a statement on nars AS n).
 const narColumns = `n.key, n.compression, n.file_hash, n.file_size, n.nar_hash, n.nar_size,
-	COALESCE(n.listing_key, ''), n.created_at`
+	COALESCE(n.listing_key, ''), n.created_at, n.quarantined_at IS NOT NULL`
 
 // scanNAR reads one row of narColumns.
 func scanNAR(row pgx.Row) (catalog.NAR, error) {
 	var n catalog.NAR
 	var created int64
 	err := row.Scan(&n.Key, &n.Compression, &n.FileHash, &n.FileSize, &n.NarHash, &n.NarSize,
-		&n.ListingKey, &created)
+		&n.ListingKey, &created, &n.Quarantined)
 	n.CreatedAt = catalog.FromMillis(created)
 	return n, err
 }
@@ -85,8 +85,11 @@ func (c *Catalog) BeginNAR(ctx context.Context, key, listingKey string, at time.
 }
 
 // PutNAR records an uploaded NAR as ready, or renews and updates the one
-// with the same key, and points each alias at it. It fails with
-// catalog.ErrBusy while its key or listing key is being deleted.
+// with the same key, and points each alias at it. An upload of a
+// quarantined NAR (a new one, verified) clears its mark; the paths the
+// quarantine hid are served again as each is published again (Publish).
+// It fails with catalog.ErrBusy while its key or listing key is being
+// deleted.
 func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) error {
 	names := slices.DeleteFunc(slices.Clone(aliases), func(a string) bool { return a == n.Key })
 	slices.Sort(names)
@@ -115,7 +118,9 @@ func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) 
 				listing_key = excluded.listing_key,
 				created_at = excluded.created_at,
 				state = 'ready',
-				uploads = GREATEST(nars.uploads - 1, 0)
+				uploads = GREATEST(nars.uploads - 1, 0),
+				quarantined_at = NULL,
+				quarantine_reason = ''
 			RETURNING id`,
 			n.Key, n.Compression, n.FileHash, n.FileSize, n.NarHash, n.NarSize, n.ListingKey,
 			catalog.Millis(n.CreatedAt)).Scan(&id)

@@ -36,12 +36,15 @@ func scanPath(row pgx.Row, extra ...any) (catalog.Path, error) {
 }
 
 // Publish records p in one transaction: it checks that its NAR is ready
-// and its references are published, then inserts it or, when it is
-// already published with the same NarHash, replaces everything but
-// CreatedAt and moves LastUsed forward to p.CreatedAt, and records it in
-// the change log. The references stay locked until the commit, so none
-// can be deleted in between, and so does the NAR, so that it cannot be
-// marked deleting.
+// and its references are published and not hidden by a quarantine, then
+// inserts it or, when it is already published with the same NarHash,
+// replaces everything but CreatedAt and moves LastUsed forward to
+// p.CreatedAt, and records it in the change log. The references stay
+// locked until the commit, so none can be deleted or quarantined in
+// between, and so does the NAR, so that it cannot be marked deleting nor
+// be quarantined or uploaded again. When p was hidden by a quarantine,
+// it is served again if its NAR is not quarantined and none of its
+// references (but itself) is hidden: a client pushed it again.
 func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.PublishOptions) error {
 	refs := slices.Clone(p.References)
 	slices.Sort(refs)
@@ -51,7 +54,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	err := c.write(ctx, func(t *txn) error {
 		// One round trip for the locks and reads: path rows first, then
 		// the NAR's lock (DeletePath's order), then the NAR's state.
-		var found []string
+		var found, hiddenRefs []string
 		var oldHash string
 		var selfErr, narErr error
 		var narID int64
@@ -63,6 +66,16 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 				found, err = pgx.CollectRows(rows, pgx.RowTo[string])
 				return err
 			})
+			if !opts.AllowIncompleteClosure {
+				// Once the references are locked: no Quarantine can hide
+				// one until the commit, and this sees those that did.
+				b.Queue(`SELECT DISTINCT hash_part FROM quarantine WHERE hash_part = ANY($1)
+					ORDER BY hash_part`, others).Query(func(rows pgx.Rows) error {
+					var err error
+					hiddenRefs, err = collectStrings(rows, nil)
+					return err
+				})
+			}
 		}
 		b.Queue(`SELECT nar_hash FROM paths WHERE hash_part = $1 FOR NO KEY UPDATE`,
 			p.HashPart).QueryRow(func(row pgx.Row) error {
@@ -70,7 +83,8 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 			return ignoreNoRows(selfErr)
 		})
 		locked := t.queueLock(b, blobLocks, true, p.NARKey)
-		b.Queue(`SELECT id FROM nars WHERE key = $1 AND state = 'ready'`, p.NARKey).
+		b.Queue(`SELECT id FROM nars WHERE key = $1 AND state = 'ready'
+			AND quarantined_at IS NULL`, p.NARKey).
 			QueryRow(func(row pgx.Row) error {
 				narErr = row.Scan(&narID)
 				return ignoreNoRows(narErr)
@@ -83,8 +97,12 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		if narErr != nil {
 			return fmt.Errorf("%w: %s", catalog.ErrNARNotFound, p.NARKey)
 		}
-		if missing := missingFrom(others, found); len(missing) > 0 && !opts.AllowIncompleteClosure {
-			return &catalog.MissingReferencesError{HashParts: missing}
+		if missing := missingFrom(others, found); (len(missing) > 0 || len(hiddenRefs) > 0) &&
+			!opts.AllowIncompleteClosure {
+			// A hidden path counts as missing: the client pushes it again.
+			missing = append(missing, hiddenRefs...)
+			slices.Sort(missing)
+			return &catalog.MissingReferencesError{HashParts: slices.Compact(missing)}
 		}
 		if exists && oldHash != p.NarHash {
 			return fmt.Errorf("%w: published with %s, not %s", catalog.ErrConflict, oldHash, p.NarHash)
@@ -114,6 +132,18 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		if len(refs) > 0 {
 			b.Queue(`INSERT INTO refs (referrer, reference)
 				SELECT $1, r FROM unnest($2::text[]) AS r ON CONFLICT DO NOTHING`, p.HashPart, refs)
+		}
+		if exists {
+			// p, hidden by a quarantine, is served again unless its NAR
+			// is quarantined or a reference is hidden, as in the SQLite
+			// catalog (a new path has no quarantine rows). With p's row,
+			// its references and its NAR locked, no Quarantine can
+			// change any of that until the commit (quarantine.go).
+			b.Queue(`DELETE FROM quarantine WHERE hash_part = $1
+				AND NOT EXISTS (SELECT 1 FROM paths p JOIN nars n ON n.id = p.nar_id
+					WHERE p.hash_part = $1 AND n.quarantined_at IS NOT NULL)
+				AND NOT EXISTS (SELECT 1 FROM refs r JOIN quarantine q ON q.hash_part = r.reference
+					WHERE r.referrer = $1 AND r.reference <> $1)`, p.HashPart)
 		}
 		queueChanges(b, []string{p.HashPart}) // last: see queueChanges
 		if err := t.SendBatch(ctx, b).Close(); err != nil {
@@ -158,12 +188,15 @@ func collectStrings(rows pgx.Rows, err error) ([]string, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// NarInfo returns the rendered narinfo of a published path: one indexed
-// lookup, on a statement pgx prepares once per connection.
+// NarInfo returns the rendered narinfo of a published path that no
+// quarantined NAR hides: two indexed lookups, on a statement pgx prepares
+// once per connection.
 func (c *Catalog) NarInfo(ctx context.Context, hashPart string) (string, error) {
 	var s string
 	err := c.query(ctx, func() error {
-		return c.pool.QueryRow(ctx, `SELECT narinfo FROM paths WHERE hash_part = $1`, hashPart).Scan(&s)
+		return c.pool.QueryRow(ctx, `SELECT narinfo FROM paths WHERE hash_part = $1
+			AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.hash_part = paths.hash_part)`,
+			hashPart).Scan(&s)
 	})
 	if err != nil {
 		return "", fmt.Errorf("postgres catalog: narinfo %s: %w", hashPart, notFound(err))

@@ -10,7 +10,9 @@
 //     paths it references, and AddPin the path it pins, FOR KEY SHARE, so
 //     a reference or pin and the deletion of its target never interleave.
 //     RecordUse and DeletePaths lock rows in hash-part order, so that
-//     batches from several replicas do not deadlock.
+//     batches from several replicas do not deadlock. Quarantine locks the
+//     paths it hides FOR UPDATE, so that none gains a referrer, is
+//     published again or goes until it commits (quarantine.go).
 //   - a blob key (a NAR's Key or ListingKey): a transaction-scoped
 //     advisory lock, exclusive for every change of a NAR record's state
 //     (BeginNAR, PutNAR, MarkNARDeleting, DeletePath when it frees a NAR)
@@ -18,11 +20,15 @@
 //     ListingKey only changes under the lock of its Key. Path rows are
 //     always locked before blob keys. A DeletePaths batch holds up to two
 //     advisory locks per path: keep batches to hundreds of paths
-//     (max_locks_per_transaction).
-//   - the change log: every transaction that publishes or deletes paths
-//     ends by taking LOCK TABLE narinfo_changes IN EXCLUSIVE MODE, after
-//     every other lock, and holds it only to insert its log rows and
-//     commit, so that log order is commit order (changes.go).
+//     (max_locks_per_transaction). Quarantine marks a NAR under its
+//     exclusive lock too, taken after the paths' rows it found first (the
+//     paths it finds later it locks after it), so that a Publish naming
+//     the NAR either comes first, its path hidden with the rest, or sees
+//     the mark.
+//   - the change log: every transaction that publishes, deletes or hides
+//     paths ends by taking LOCK TABLE narinfo_changes IN EXCLUSIVE MODE,
+//     after every other lock, and holds it only to insert its log rows
+//     and commit, so that log order is commit order (changes.go).
 //
 // Deadlocks (40P01), serialization failures (40001) and connection
 // failures before a commit was sent are retried a few times; a lost

@@ -12,19 +12,19 @@ import (
 
 // narColumns are the columns scanNAR reads, for a nars table aliased n.
 const narColumns = `n.key, n.compression, n.file_hash, n.file_size, n.nar_hash, n.nar_size,
-	COALESCE(n.listing_key, ''), n.created_at`
+	COALESCE(n.listing_key, ''), n.created_at, n.quarantined_at IS NOT NULL`
 
 // narReturning are narColumns for a RETURNING clause, which cannot name
 // the table.
 const narReturning = `key, compression, file_hash, file_size, nar_hash, nar_size,
-	COALESCE(listing_key, ''), created_at`
+	COALESCE(listing_key, ''), created_at, quarantined_at IS NOT NULL`
 
 // scanNAR reads one row of narColumns or narReturning.
 func scanNAR(row interface{ Scan(...any) error }) (catalog.NAR, error) {
 	var n catalog.NAR
 	var created int64
 	err := row.Scan(&n.Key, &n.Compression, &n.FileHash, &n.FileSize, &n.NarHash, &n.NarSize,
-		&n.ListingKey, &created)
+		&n.ListingKey, &created, &n.Quarantined)
 	n.CreatedAt = catalog.FromMillis(created)
 	return n, err
 }
@@ -108,7 +108,9 @@ func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) 
 				listing_key = excluded.listing_key,
 				created_at = excluded.created_at,
 				state = 'ready',
-				uploads = max(nars.uploads - 1, 0)
+				uploads = max(nars.uploads - 1, 0),
+				quarantined_at = NULL,
+				quarantine_reason = ''
 			RETURNING id`,
 			n.Key, n.Compression, n.FileHash, n.FileSize, n.NarHash, n.NarSize, n.ListingKey,
 			catalog.Millis(n.CreatedAt)).Scan(&id)
@@ -124,6 +126,9 @@ func (c *Catalog) PutNAR(ctx context.Context, n catalog.NAR, aliases ...string) 
 				return fmt.Errorf("alias %s: %w", a, err)
 			}
 		}
+		// A verified upload of a quarantined NAR ends its quarantine (the
+		// upsert cleared it); the paths it hid are served again as each is
+		// published again.
 		return nil
 	})
 	if err != nil {

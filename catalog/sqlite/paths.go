@@ -42,7 +42,8 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	created := catalog.Millis(p.CreatedAt)
 	err := c.write(ctx, func(tx *sql.Tx) error {
 		var narID int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ? AND state = 'ready'`, p.NARKey).Scan(&narID)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ? AND state = 'ready'
+			AND quarantined_at IS NULL`, p.NARKey).Scan(&narID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %s", catalog.ErrNARNotFound, p.NARKey)
 		} else if err != nil {
@@ -87,6 +88,9 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 				return err
 			}
 		}
+		if err := unhide(ctx, tx, p.HashPart); err != nil {
+			return err
+		}
 		return recordChange(ctx, tx, p.HashPart)
 	})
 	if err != nil {
@@ -100,6 +104,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 func checkReferences(ctx context.Context, tx *sql.Tx, refs string) error {
 	rows, err := tx.QueryContext(ctx, `SELECT j.value FROM json_each(?) j
 		WHERE NOT EXISTS (SELECT 1 FROM paths p WHERE p.hash_part = j.value)
+			OR EXISTS (SELECT 1 FROM quarantine q WHERE q.hash_part = j.value)
 		ORDER BY j.value`, refs)
 	if err != nil {
 		return err

@@ -141,7 +141,8 @@ func (c *Catalog) open(ctx context.Context) error {
 	c.reader.SetMaxIdleConns(readers)
 	c.reader.SetConnMaxLifetime(0)
 	c.reader.SetConnMaxIdleTime(0)
-	c.narInfo, err = c.reader.PrepareContext(ctx, `SELECT narinfo FROM paths WHERE hash_part = ?`)
+	c.narInfo, err = c.reader.PrepareContext(ctx, `SELECT narinfo FROM paths WHERE hash_part = ?
+		AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.hash_part = paths.hash_part)`)
 	if err != nil {
 		return fmt.Errorf("sqlite catalog: open %s: preparing narinfo query: %w", c.path, err)
 	}

@@ -58,6 +58,8 @@ type serveFlags struct {
 	logFlush        time.Duration
 	narinfoCache    int64
 	maxNARSize      int64
+	scrub           *scrubFlags
+	upstream        *upstreamFlags
 	s3Redirect      bool
 	procs           int
 }
@@ -85,6 +87,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	f.logFlush = 100 * time.Millisecond
 	fs.Var(durationFlag{&f.logFlush}, "log-flush", "write log lines out in batches this often (0: each line at once)")
 	f.narinfoCache = infocache.DefaultMaxBytes
+	f.scrub = addScrubFlags(fs)
+	f.upstream = addUpstreamFlags(fs)
 	f.maxNARSize = ingest.DefaultMaxNARSize
 	fs.Var(sizeFlag{&f.maxNARSize}, "max-nar-size", "refuse (413) a NAR that expands to more than this `size` (0: no limit)")
 	fs.Var(sizeFlag{&f.narinfoCache}, "narinfo-cache", "`memory` for narinfos (and known misses) kept in memory, followed through the catalog's change log (0: none)")
@@ -207,6 +211,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := registerLanes(reg, ing); err != nil {
 		return err
 	}
+	scrub, err := f.scrub.scrubber(b, reg, log)
+	if err != nil {
+		return err
+	}
+	pull, err := f.upstream.puller(reg)
+	if err != nil {
+		return err
+	}
 	if sr, ok := b.store.(storage.SpaceReporter); ok {
 		met.StorageSpace(func() (int64, int64, bool) {
 			free, capacity, err := sr.Space()
@@ -225,6 +237,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		RedirectTTL:   redirect,
 		Usage:         rec,
 		Metrics:       met,
+		Upstream:      pull,
 		Logger:        log,
 	}, b.cat, b.store, ing, auth.New(authCfg, b.cat))
 	if err != nil {
@@ -262,6 +275,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	background(func(c context.Context) { rec.Run(c, usageFlushEvery) })
 	background(func(c context.Context) { sweepLoop(c, col, met, log, f.gc.uploadLease) })
 	background(func(c context.Context) { gcLoop(c, col, b.cat, met, log, f.gcInterval) })
+	if scrub != nil {
+		background(scrub.Run)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/ingest"
+	"github.com/nix-cached/cached/narinfo"
+	"github.com/nix-cached/cached/storepath"
+	"github.com/nix-cached/cached/upstream"
+)
+
+// Pull-through. A GET of a narinfo the catalog does not have asks the
+// upstreams (upstream.Puller): a narinfo signed by a key configured for
+// them is served, signed by the cache too, with its URL pointing at
+// mirror/<hash part>/<file>. A GET there serves the NAR from storage if it
+// was stored already, and otherwise fetches it from the upstream that has
+// the narinfo, streaming it to the client while ingest stores it as it
+// came and verifies it (FileHash by its name, NarHash and NarSize against
+// the narinfo). The path is then published like a pushed one, with the
+// upstream's signatures kept and the cache's added, once its references
+// are published (Nix substitutes references first); until then its NAR
+// waits, unclaimed, as an upload would.
+//
+// The URL carries the hash part, so the route needs no state: a client
+// holding an older mirror narinfo (Nix keeps them for a month), or a
+// request after a restart or on another replica, is answered all the same.
+//
+// A HEAD of a narinfo never asks the upstreams: Nix sends HEAD only to ask
+// whether to upload (nix copy --to), so a push costs what it costs without
+// upstreams, and paths a client is about to upload are not fetched.
+//
+// The invariant "a narinfo is served only with its NAR and its references"
+// reads, for a mirrored path: its NAR is stored, or it is at the upstream
+// that signed the narinfo; its references are published here or mirrored
+// from an upstream that signed theirs.
+
+// mirrorNarInfo answers the GET of a narinfo the catalog does not have
+// from the upstreams; errNotFound when none has it signed. An upstream
+// that cannot be asked looks like a miss: Nix remembers it for
+// narinfo-cache-negative-ttl either way.
+func (s *Server) mirrorNarInfo(ctx context.Context, hash string) (string, error) {
+	f, err := s.cfg.Upstream.NarInfo(ctx, hash)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errNotFound, err)
+	}
+	served, _, err := s.mirrorView(f)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errNotFound, err)
+	}
+	return served.String(), nil
+}
+
+// mirrorView returns the narinfo the cache serves for f, and the name its
+// NAR file is stored under.
+func (s *Server) mirrorView(f upstream.Found) (*narinfo.NarInfo, string, error) {
+	file, err := ingest.FileName(f.NarInfo.FileHash, f.NarInfo.Compression)
+	if err != nil || f.NarInfo.FileSize == 0 {
+		return nil, "", fmt.Errorf("upstream narinfo of %s has no usable FileHash/FileSize/Compression: %v", f.NarInfo.StorePath, err)
+	}
+	if sp, err := storepath.Parse(s.cfg.StoreDir, f.NarInfo.StorePath); err != nil {
+		return nil, "", fmt.Errorf("upstream narinfo: %w", err)
+	} else if sp.Hash != f.NarInfo.HashPart() {
+		return nil, "", errors.New("upstream narinfo: hash part mismatch")
+	}
+	ni := *f.NarInfo
+	ni.URL = "mirror/" + f.NarInfo.HashPart() + "/" + file
+	if err := s.ing.Sign(&ni); err != nil {
+		return nil, "", err
+	}
+	return &ni, file, nil
+}
+
+// flights are the NAR downloads from upstreams under way, by file name:
+// a request for a NAR being fetched waits for that download.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// join returns the channel closed when the download of file ends, and
+// whether the caller must do it.
+func (fl *flights) join(file string) (chan struct{}, bool) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if ch, ok := fl.m[file]; ok {
+		return ch, false
+	}
+	if fl.m == nil {
+		fl.m = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	fl.m[file] = ch
+	return ch, true
+}
+
+func (fl *flights) done(file string) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	close(fl.m[file])
+	delete(fl.m, file)
+}
+
+// getMirrorNAR serves the NAR of a mirrored path: from storage when it is
+// there, otherwise fetched from its upstream as it is stored.
+func (s *Server) getMirrorNAR(w http.ResponseWriter, r *http.Request) error {
+	hash, file := chi.URLParam(r, "hash"), chi.URLParam(r, "file")
+	if err := storepath.ValidateHashPart(hash); err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	if _, _, err := ingest.ParseNARName(file); err != nil {
+		return fmt.Errorf("%w: %v", errNotFound, err)
+	}
+	key := "nar/" + file
+	for attempt := 0; ; attempt++ {
+		if n, err := s.cat.LookupNAR(r.Context(), key); err == nil && n.Key == key && !n.Quarantined {
+			if err := s.serveBlob(w, r, key, typeNAR, file[:52], true); err != nil {
+				return s.missingBlob(r, err, key, key)
+			}
+			if r.Method == http.MethodGet {
+				s.cfg.Usage.NAR(key)
+			}
+			s.publishMirrored(r.Context(), hash, key)
+			return nil
+		} else if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+		if s.cfg.Upstream == nil || attempt > 0 {
+			return errNotFound
+		}
+		wait, lead := s.flights.join(file)
+		if !lead {
+			// Another request is fetching it: serve what it stored.
+			select {
+			case <-wait:
+				continue
+			case <-r.Context().Done():
+				return r.Context().Err()
+			}
+		}
+		err := s.fetchMirrored(w, r, hash, file)
+		s.flights.done(file)
+		return err
+	}
+}
+
+// fetchMirrored fetches the NAR file of the mirrored path hash from its
+// upstream, streaming it to the client as it is stored and verified.
+func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, file string) error {
+	f, err := s.cfg.Upstream.NarInfo(r.Context(), hash)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errNotFound, err)
+	}
+	served, want, err := s.mirrorView(f)
+	if err != nil || want != file {
+		return fmt.Errorf("%w: %s is not the NAR of %s upstream (%v)", errNotFound, file, hash, err)
+	}
+	body, err := s.cfg.Upstream.NAR(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUpstream, err)
+	}
+	defer body.Close()
+	size := int64(served.FileSize)
+	h := w.Header()
+	s.blobHeaders(h, typeNAR, file[:52], true)
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	// The client gets the bytes as they arrive, but for the last ones,
+	// held back until the NAR verified: a NAR that does not is cut short,
+	// so the client's transfer fails instead of ending as if whole.
+	out := &holdBack{w: w, keep: min(size, holdBackBytes), left: size}
+	if r.Method == http.MethodHead {
+		out.w = io.Discard
+	}
+	// Stored even if the client goes away: the next one gets it.
+	ctx := context.WithoutCancel(r.Context())
+	_, err = s.ing.NARExpecting(ctx, file, io.TeeReader(body, out), size, ingest.Expect{
+		NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true})
+	if err != nil {
+		s.log.Warn("mirror: a NAR from an upstream was refused", "upstream", f.Upstream, "file", file, "err", err)
+		panic(http.ErrAbortHandler) // the client's transfer fails
+	}
+	out.flush()
+	if r.Method == http.MethodGet {
+		s.cfg.Usage.NAR("nar/" + file)
+	}
+	s.publishMirrored(ctx, hash, "nar/"+file)
+	return nil
+}
+
+// holdBackBytes is how much of a NAR fetched from an upstream is held
+// back from the client until it verified.
+const holdBackBytes = 64 << 10
+
+// holdBack passes writes to w but for the last keep bytes of left, which
+// it holds until flush. Errors writing to w (a client that went away) are
+// dropped: the download goes on for the cache's sake.
+type holdBack struct {
+	w          io.Writer
+	keep, left int64
+	tail       []byte
+	failed     bool
+}
+
+func (h *holdBack) Write(p []byte) (int, error) {
+	n := len(p)
+	if pass := min(int64(len(p)), h.left-h.keep); pass > 0 {
+		h.write(p[:pass])
+		h.left -= pass
+		p = p[pass:]
+	}
+	h.tail = append(h.tail, p...)
+	h.left -= int64(len(p))
+	return n, nil
+}
+
+func (h *holdBack) write(p []byte) {
+	if !h.failed {
+		if _, err := h.w.Write(p); err != nil {
+			h.failed = true
+		}
+	}
+}
+
+func (h *holdBack) flush() { h.write(h.tail); h.tail = nil }
+
+// publishMirrored publishes the mirrored path hash, whose NAR is stored at
+// key, if it is not published yet and its references are; a failure is
+// logged, and tried again on the next request.
+func (s *Server) publishMirrored(ctx context.Context, hash, key string) {
+	if _, err := s.cat.Path(ctx, hash); err == nil || s.cfg.Upstream == nil {
+		return
+	}
+	f, err := s.cfg.Upstream.NarInfo(ctx, hash)
+	if err != nil {
+		return
+	}
+	ni := *f.NarInfo
+	ni.URL = key
+	if _, err := s.ing.NarInfo(ctx, hash, []byte(ni.String())); err != nil {
+		s.log.Debug("mirror: not published yet", "path", ni.StorePath, "err", err)
+	}
+}
