@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nix-cached/cached/internal/nginxtest"
 	"github.com/nix-cached/cached/internal/nixtest"
 )
 
@@ -65,4 +67,93 @@ func TestPullThroughRefuses(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("the downstream cache stored %d NAR directories", len(ents))
 	}
+}
+
+// TestPullThroughStatic mirrors from nginx serving a static cache that
+// `nix copy --to file://...?secret-key=...` wrote, over HTTP and over
+// HTTPS with a test CA (--upstream-ca-file): the closure substitutes
+// through cached, then again from cached alone once nginx is stopped. Two
+// clients substituting the same large NAR at once (nginx sending at 2
+// MiB/s) cause one download from nginx; a push fetches no NAR from it.
+func TestPullThroughStatic(t *testing.T) {
+	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
+		for _, tls := range []bool{false, true} {
+			t.Run(map[bool]string{false: "http", true: "https"}[tls], func(t *testing.T) {
+				testPullThroughStatic(t, nix, tls)
+			})
+		}
+	})
+}
+
+func testPullThroughStatic(t *testing.T, nix *nixtest.Nix, tls bool) {
+	dir := t.TempDir()
+	sk, pk := filepath.Join(dir, "sk"), filepath.Join(dir, "pk")
+	cachedCmd(t, dir, "keygen", "static-upstream-1", sk, pk)
+	builder := nix.New(t)
+	top := builder.Build(closureExpr("static-" + nixtest.Nonce()))[0]
+	closure := builder.Closure(top)
+	want := hashes(t, builder, closure)
+	static := filepath.Join(dir, "static")
+	builder.Run("nix", "copy", "--to", "file://"+static+"?secret-key="+sk, top)
+	deleteLocally(t, builder, closure)
+
+	up := nginxtest.Start(t, static, nginxtest.Options{TLS: tls, LimitRate: "2m"})
+	args := []string{"--upstream", up.URL, "--upstream-key", readFile(t, pk)}
+	if tls {
+		args = append(args, "--upstream-ca-file", up.CAFile)
+	}
+	down := startCache(t, blobBackend{name: "disk"}, args...)
+
+	// Two clients at once for the big path: one download from nginx.
+	var big string
+	for _, p := range closure {
+		if strings.Contains(p, "-big-") {
+			big = p
+		}
+	}
+	// Each copies into a store of its own, so neither waits for the
+	// other's lock on the path.
+	errs := make(chan error, 2)
+	for range 2 {
+		c := nix.New(t, "trusted-public-keys = "+down.Pub)
+		to := "local?root=" + t.TempDir()
+		go func() {
+			_, stderr, err := c.Try("nix", "copy", "--from", down.URL, "--to", to, big)
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, stderr)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("copying %s through cached: %v", big, err)
+		}
+	}
+	if got := up.Requests(t, "/nar/"); len(got) != 1 {
+		t.Errorf("nginx sent the big NAR %d times, want once: %v", len(got), got)
+	}
+
+	substitute(t, nix, down.URL, down.Pub, top, want)
+
+	// A push of paths upstream lacks asks it for their narinfos (Nix
+	// asks the cache with a GET, as a substitution does), but fetches no
+	// NAR from it, and every path is uploaded and served.
+	pusher := nix.New(t, "netrc-file = "+netrc(t, down.Token))
+	mine := pusher.Build(closureExpr("static-push-" + nixtest.Nonce()))[0]
+	nars := len(up.Requests(t, "/nar/"))
+	pusher.Run("nix", "copy", "--to", down.URL, mine)
+	if got := up.Requests(t, "/nar/"); len(got) != nars {
+		t.Errorf("pushing to cached fetched NARs from the upstream: %v", got[nars:])
+	}
+	for _, p := range pusher.Closure(mine) {
+		if code, body := down.get("/"+filepath.Base(p)[:32]+".narinfo", ""); code != 200 || !strings.Contains(body, "URL: nar/") {
+			t.Errorf("pushed %s: %d\n%s", p, code, body)
+		}
+	}
+
+	up.Stop()
+	deleteLocally(t, builder, closure)
+	substitute(t, nix, down.URL, down.Pub, top, want)
+	down.verify(t, blobBackend{name: "disk"})
 }

@@ -82,9 +82,7 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	text, err := s.cat.NarInfo(r.Context(), hash)
-	if errors.Is(err, catalog.ErrNotFound) && s.cfg.Upstream != nil && r.Method == http.MethodGet {
-		// Only a GET asks the upstreams: Nix sends HEAD to ask whether to
-		// upload a path, and a push must not wait for them.
+	if errors.Is(err, catalog.ErrNotFound) && s.cfg.Upstream != nil && !s.pushing(r) {
 		text, err = s.mirrorNarInfo(r.Context(), hash)
 	}
 	if err != nil {
