@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,4 +157,93 @@ func testPullThroughStatic(t *testing.T, nix *nixtest.Nix, tls bool) {
 	deleteLocally(t, builder, closure)
 	substitute(t, nix, down.URL, down.Pub, top, want)
 	down.verify(t, blobBackend{name: "disk"})
+}
+
+// TestPullThroughBadNAR corrupts a NAR in the static upstream: the
+// narinfo verifies, the NAR does not (FileHash), so the client's transfer
+// fails, and nothing of it is stored or published.
+func TestPullThroughBadNAR(t *testing.T) {
+	nix := nixtest.Host(t)
+	dir := t.TempDir()
+	sk, pk := filepath.Join(dir, "sk"), filepath.Join(dir, "pk")
+	cachedCmd(t, dir, "keygen", "static-bad-1", sk, pk)
+	builder := nix.New(t)
+	n := nixtest.Nonce()
+	p := builder.Build(nixtest.Derivation("bad-nar-"+n, "echo "+n+" > $out"))[0]
+	static := filepath.Join(dir, "static")
+	builder.Run("nix", "copy", "--to", "file://"+static+"?secret-key="+sk, p)
+	deleteLocally(t, builder, []string{p})
+	nars, err := filepath.Glob(filepath.Join(static, "nar", "*"))
+	if err != nil || len(nars) != 1 {
+		t.Fatalf("NAR files in the static cache: %v %v", nars, err)
+	}
+	b, err := os.ReadFile(nars[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x55
+	if err := os.WriteFile(nars[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := nginxtest.Start(t, static, nginxtest.Options{})
+	down := startCache(t, blobBackend{name: "disk"}, "--upstream", up.URL, "--upstream-key", readFile(t, pk))
+	// One attempt: Nix retries a failed download with a backoff.
+	c := nix.New(t, "substituters = "+down.URL, "trusted-public-keys = "+down.Pub, "download-attempts = 1")
+	if _, stderr, err := c.Try("nix-store", "-r", p); err == nil {
+		t.Fatalf("substituted a path whose upstream NAR is corrupt:\n%s", stderr)
+	}
+	if !strings.Contains(down.Stderr.String(), "mirror: a NAR from an upstream was refused") {
+		t.Errorf("no log line for the refused NAR:\n%s", down.Stderr)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(down.Data, "blobs", "nar")); len(ents) != 0 {
+		t.Errorf("the corrupt NAR left %d directories in the store", len(ents))
+	}
+	out := cachedCmd(t, down.Dir, "verify", "--data-dir", down.Data)
+	if !strings.Contains(out, "verified 0 paths") {
+		t.Errorf("something was published:\n%s", out)
+	}
+}
+
+// TestPullThroughUpstreamTrouble: a path no upstream has is asked once
+// and remembered (--upstream-miss-ttl); an upstream that accepts
+// connections and never answers costs a request --upstream-timeout, and
+// the client gets a miss (404), not a hang.
+func TestPullThroughUpstreamTrouble(t *testing.T) {
+	static := t.TempDir()
+	if err := os.WriteFile(filepath.Join(static, "nix-cache-info"), []byte("StoreDir: /nix/store\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := nginxtest.Start(t, static, nginxtest.Options{})
+	other := startCache(t, blobBackend{name: "disk"})
+	down := startCache(t, blobBackend{name: "disk"}, "--upstream", up.URL, "--upstream-key", other.Pub)
+	const missing = "/00000000000000000000000000000000.narinfo"
+	for range 3 {
+		if code, _ := down.get(missing, ""); code != 404 {
+			t.Fatalf("a path nobody has: %d", code)
+		}
+	}
+	if got := up.Requests(t, missing); len(got) != 1 {
+		t.Errorf("nginx was asked %d times for a path it lacks, want once: %v", len(got), got)
+	}
+
+	// An upstream that never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	stuck := startCache(t, blobBackend{name: "disk"}, "--upstream", "http://"+l.Addr().String(),
+		"--upstream-key", other.Pub, "--upstream-timeout", "1s")
+	if code, _ := stuck.get("/11111111111111111111111111111111.narinfo", ""); code != 404 {
+		t.Errorf("a path asked of a silent upstream: %d, want 404", code)
+	}
 }

@@ -148,9 +148,10 @@ func (s *Server) getMirrorNAR(w http.ResponseWriter, r *http.Request) error {
 				return r.Context().Err()
 			}
 		}
-		err := s.fetchMirrored(w, r, hash, file)
-		s.flights.done(file)
-		return err
+		// Deferred: a NAR that fails verification aborts the response
+		// with a panic.
+		defer s.flights.done(file)
+		return s.fetchMirrored(w, r, hash, file)
 	}
 }
 

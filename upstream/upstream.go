@@ -51,6 +51,8 @@ type Config struct {
 	// URL, what it was ("narinfo", "nar"), the outcome ("hit", "miss",
 	// "error") and how long it took.
 	Observe func(upstream, what, outcome string, took time.Duration)
+	// Received, when set, is told of the NAR bytes read from an upstream.
+	Received func(upstream string, n int64)
 }
 
 // Found is a narinfo an upstream served, its signature checked.
@@ -255,7 +257,24 @@ func (p *Puller) NAR(ctx context.Context, f Found) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("upstream: %s/%s: HTTP %s", f.Upstream, f.NarInfo.URL, resp.Status)
 	}
 	p.observe(f.Upstream, "nar", "hit", time.Since(start))
-	return resp.Body, nil
+	if p.cfg.Received == nil {
+		return resp.Body, nil
+	}
+	return &counted{ReadCloser: resp.Body, add: func(n int64) { p.cfg.Received(f.Upstream, n) }}, nil
+}
+
+// counted reports the bytes read through it.
+type counted struct {
+	io.ReadCloser
+	add func(int64)
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if n > 0 {
+		c.add(int64(n))
+	}
+	return n, err
 }
 
 // get sends a GET with the configured credentials.

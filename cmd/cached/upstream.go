@@ -67,7 +67,9 @@ func (f *upstreamFlags) puller(reg prometheus.Registerer) (*upstream.Puller, err
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cached_upstream_request_duration_seconds",
 		Help:    "Time to an upstream's answer (for a NAR, to its first byte), by upstream and what was asked.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}, []string{"upstream", "what"})
-	for _, c := range []prometheus.Collector{requests, latency} {
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cached_upstream_received_bytes_total",
+		Help: "NAR bytes received from upstream caches, by upstream."}, []string{"upstream"})
+	for _, c := range []prometheus.Collector{requests, latency, received} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
@@ -77,5 +79,6 @@ func (f *upstreamFlags) puller(reg prometheus.Registerer) (*upstream.Puller, err
 		Observe: func(u, what, outcome string, took time.Duration) {
 			requests.WithLabelValues(u, what, outcome).Inc()
 			latency.WithLabelValues(u, what).Observe(took.Seconds())
-		}})
+		},
+		Received: func(u string, n int64) { received.WithLabelValues(u).Add(float64(n)) }})
 }
