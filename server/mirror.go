@@ -34,11 +34,11 @@ import (
 // holding an older mirror narinfo (Nix keeps them for a month), or a
 // request after a restart or on another replica, is answered all the same.
 //
-// A HEAD of a narinfo from a client holding a push token never asks the
-// upstreams: that is nix copy --to asking whether to upload the path, so a
-// push costs what it costs without upstreams, and paths a client is about
-// to upload are not fetched. Any other HEAD (nix copy --from asks whether
-// the path is there) and every GET (substitution) do.
+// Every narinfo request asks the upstreams on a miss, a push's too: Nix
+// asks with a GET before uploading as before substituting, with the same
+// credentials, so the two cannot be told apart. A push then costs one
+// narinfo lookup upstream per path (in parallel, as Nix asks; a miss is
+// remembered), and never fetches a NAR: only a NAR request does.
 //
 // The invariant "a narinfo is served only with its NAR and its references"
 // reads, for a mirrored path: its NAR is stored, or it is at the upstream
@@ -251,10 +251,4 @@ func (s *Server) publishMirrored(ctx context.Context, hash, key string) {
 	if _, err := s.ing.NarInfo(ctx, hash, []byte(ni.String())); err != nil {
 		s.log.Debug("mirror: not published yet", "path", ni.StorePath, "err", err)
 	}
-}
-
-// pushing tells whether r is a push asking what to upload: a HEAD with a
-// push token.
-func (s *Server) pushing(r *http.Request) bool {
-	return r.Method == http.MethodHead && s.auth.Check(r.Context(), r, catalog.ScopePush) == nil
 }

@@ -82,7 +82,7 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	text, err := s.cat.NarInfo(r.Context(), hash)
-	if errors.Is(err, catalog.ErrNotFound) && s.cfg.Upstream != nil && !s.pushing(r) {
+	if errors.Is(err, catalog.ErrNotFound) && s.cfg.Upstream != nil {
 		text, err = s.mirrorNarInfo(r.Context(), hash)
 	}
 	if err != nil {

@@ -105,10 +105,21 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	r.ClosurePaths = len(closure)
 
 	// Push into both, timing each round into an empty cache; the last
-	// round's caches are the ones served.
+	// round's caches are the ones served. Also into a cached whose
+	// upstream (nginx serving an empty static cache) lacks every path:
+	// what pull-through costs a push.
 	staticKey := filepath.Join(work, "static.sk")
 	var static string
 	var srv *server
+	emptyDir := filepath.Join(work, "empty-upstream")
+	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
+		return err
+	}
+	empty, err := b.startNginx(ctx, emptyDir)
+	if err != nil {
+		return err
+	}
+	defer empty.stop()
 	for i := range rounds {
 		static = filepath.Join(work, fmt.Sprintf("static-%d", i))
 		b.logf("push %d/%d: nix copy --to file://", i+1, rounds)
@@ -136,6 +147,24 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 			return err
 		}
 		r.PushCached = append(r.PushCached, took)
+
+		b.logf("push %d/%d: nix copy --to cached with an upstream", i+1, rounds)
+		up, err := b.startCached(ctx, filepath.Join(work, fmt.Sprintf("cached-up-%d", i)),
+			"--upstream", empty.URL, "--upstream-key", b.trusted[0])
+		if err != nil {
+			return err
+		}
+		if err := b.trustCached(ctx, up); err == nil {
+			took, err = b.pushTo(ctx, up.URL+"?compression=zstd", top)
+		}
+		up.stop()
+		if err != nil {
+			return err
+		}
+		r.PushUpstream = append(r.PushUpstream, took)
+		if err := b.trustCached(ctx, srv); err != nil {
+			return err
+		}
 	}
 	defer func() { srv.stop() }()
 	ngx, err := b.startNginx(ctx, static)
@@ -152,6 +181,30 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 		return err
 	}
 	for i := range rounds {
+		b.logf("substitute %d/%d: through a pull-through cached, twice", i+1, rounds)
+		pull, err := b.startCached(ctx, filepath.Join(work, fmt.Sprintf("pull-%d", i)),
+			"--upstream", ngx.URL, "--upstream-key", b.trusted[0])
+		if err != nil {
+			return err
+		}
+		for j, into := range []*[]time.Duration{&r.PullFirst, &r.PullSecond} {
+			if err == nil {
+				err = b.trustCached(ctx, pull)
+			}
+			var took time.Duration
+			if err == nil {
+				took, err = b.substituteFrom(ctx, pull.URL, top)
+			}
+			if err != nil {
+				pull.stop()
+				return fmt.Errorf("pull-through, fetch %d: %w", j+1, err)
+			}
+			*into = append(*into, took)
+		}
+		pull.stop()
+		if err := b.trustCached(ctx, srv); err != nil {
+			return err
+		}
 		for _, s := range []*server{ngx, srv} {
 			b.logf("substitute %d/%d: nix copy --from %s", i+1, rounds, s.name)
 			took, err := b.substituteFrom(ctx, s.URL, top)

@@ -20,6 +20,10 @@ type results struct {
 	PushDAV      []time.Duration // into nginx's WebDAV: the HTTP floor
 	SubstStatic  []time.Duration
 	SubstCached  []time.Duration
+	// Pull-through: cached with nginx's static cache as its upstream.
+	PushUpstream []time.Duration // push into a cached whose upstream lacks the paths
+	PullFirst    []time.Duration // first substitution through it (fetched upstream)
+	PullSecond   []time.Duration // the second (from its own storage)
 	BigMiB       int64
 	Memory       memory
 	Large        *large
@@ -100,6 +104,20 @@ func (r *results) markdown(d time.Duration, repeat int) string {
 		s, c := median(r.SubstStatic), median(r.SubstCached)
 		ratio := c.Seconds() / s.Seconds()
 		t.row("`nix copy --from` the closure, s (median)", secs(s), secs(c), fmt.Sprintf("%.2f", ratio), check(ratio <= 1.1, "≤ 1.1"))
+	}
+	if len(r.PullFirst) > 0 {
+		s, f, c := median(r.SubstStatic), median(r.PullFirst), median(r.PullSecond)
+		ratio := f.Seconds() / s.Seconds()
+		t.row("pull-through: first `nix copy --from` through cached (upstream: the nginx column), s (median)", secs(s), secs(f),
+			fmt.Sprintf("%.2f", ratio), check(ratio <= 1.1, "≤ 1.1"))
+		t.row("pull-through: second `nix copy --from` (from cached's storage), s (median)", secs(s), secs(c),
+			fmt.Sprintf("%.2f", c.Seconds()/s.Seconds()), "—")
+	}
+	if len(r.PushUpstream) > 0 {
+		p, u := median(r.PushCached), median(r.PushUpstream)
+		ratio := u.Seconds() / p.Seconds()
+		t.row("`nix copy --to` cached with an upstream, s (median; nginx column: cached without one)", secs(p), secs(u),
+			fmt.Sprintf("%.2f", ratio), check(ratio <= 1.1, "≤ 1.1"))
 	}
 	if len(r.PushStatic) > 0 {
 		s, c := median(r.PushStatic), median(r.PushCached)
