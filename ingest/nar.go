@@ -86,6 +86,10 @@ type Expect struct {
 	NarHash nixhash.Hash
 	NarSize int64
 	Keep    bool // store it as it came, whatever the Ingester's mode
+	// Verified, when set, is called once the NAR proved to be what was
+	// expected, before it is committed (the commit's syncs then need not
+	// delay whoever waits for the verdict).
+	Verified func()
 }
 
 // NARExpecting is NAR for a NAR whose NarHash and NarSize are known in
@@ -197,6 +201,9 @@ func (in *Ingester) nar(ctx context.Context, name string, body io.Reader, size i
 	if exp != nil && (narSum.Sum() != exp.NarHash || narSum.Size() != exp.NarSize) {
 		return catalog.NAR{}, fmt.Errorf("%w: the NAR is %s (%d bytes), its narinfo says %s (%d bytes)",
 			ErrNarInfoMismatch, narSum.Sum(), narSum.Size(), exp.NarHash, exp.NarSize)
+	}
+	if exp != nil && exp.Verified != nil {
+		exp.Verified()
 	}
 
 	n := catalog.NAR{

@@ -186,15 +186,19 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 	// Stored even if the client goes away: the next one gets it.
 	ctx := context.WithoutCancel(r.Context())
 	_, err = s.ing.NARExpecting(ctx, file, io.TeeReader(body, out), size, ingest.Expect{
-		NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true})
+		NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true,
+		Verified: out.flush}) // the client need not wait for the commit's syncs
 	if err != nil {
 		s.log.Warn("mirror: a NAR from an upstream was refused", "upstream", f.Upstream, "file", file, "err", err)
 		panic(http.ErrAbortHandler) // the client's transfer fails
 	}
-	out.flush()
 	if r.Method == http.MethodGet {
 		s.cfg.Usage.NAR("nar/" + file)
 	}
+	// Published before the handler returns, so that a referrer fetched
+	// next finds its references published. (Off the request, the
+	// client's next request on this connection would not wait for the
+	// commit, but a referrer could be published before its references.)
 	s.publishMirrored(ctx, hash, "nar/"+file)
 	return nil
 }

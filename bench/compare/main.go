@@ -115,6 +115,9 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(emptyDir, "nix-cache-info"), []byte("StoreDir: /nix/store\n"), 0o644); err != nil {
+		return err
+	}
 	empty, err := b.startNginx(ctx, emptyDir)
 	if err != nil {
 		return err
