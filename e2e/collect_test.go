@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -57,9 +58,15 @@ func TestCollect(t *testing.T) {
 		// test process may hold one to an earlier server on the same port.
 		proxy.Transport = &http.Transport{DisableKeepAlives: true}
 		var once sync.Once
+		var lateErr error // the handler's goroutine must not call t.Fatal
 		front := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/_cached/lookup" {
-				once.Do(func() { box.Run("nix-store", "--realise", "--add-root", filepath.Join(box.root, "late-link"), lateTop) })
+				once.Do(func() {
+					_, stderr, err := box.try(nil, "nix-store", "--realise", "--add-root", filepath.Join(box.root, "late-link"), lateTop)
+					if err != nil {
+						lateErr = fmt.Errorf("making %s alive: %w\n%s", lateTop, err, stderr)
+					}
+				})
 			}
 			proxy.ServeHTTP(w, r)
 		}))
@@ -74,7 +81,11 @@ func TestCollect(t *testing.T) {
 			}
 		}
 
-		out := box.Run(binary, "collect", "--to", front, "--token", srv.Token)
+		out, stderr, err := box.try(nil, binary, "collect", "--to", front, "--token", srv.Token)
+		once.Do(func() {}) // the handler's write of lateErr happens before this
+		if lateErr != nil || err != nil {
+			t.Fatalf("cached collect: %v\n%s%s\n(%v)", err, out, stderr, lateErr)
+		}
 		t.Logf("cached collect:\n%s", out)
 		for what, set := range map[string]map[string]string{"rooted": rooted, "late": late} {
 			for p := range set {

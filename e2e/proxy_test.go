@@ -48,6 +48,16 @@ func (c *container) store() string { return filepath.Join(c.root, "store") }
 // returning its stdout and stderr; it fails the test if the command fails.
 func (c *container) runLog(extraEnv []string, name string, args ...string) (string, string) {
 	c.t.Helper()
+	out, errb, err := c.try(extraEnv, name, args...)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errb)
+	}
+	return out, errb
+}
+
+// try is runLog returning the command's failure instead of failing the
+// test: for goroutines other than the test's, which must not call Fatal.
+func (c *container) try(extraEnv []string, name string, args ...string) (string, string, error) {
 	env := append(slices.Clone(c.env), extraEnv...)
 	cmd := c.nix.Command(env, name, args...)
 	// The host's client gets this process's environment too: none of its
@@ -58,10 +68,8 @@ func (c *container) runLog(extraEnv []string, name string, args ...string) (stri
 	}), env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		c.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), errb.String()
+	err := cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // Run runs a command in the container and returns its stdout.
