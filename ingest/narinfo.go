@@ -92,22 +92,16 @@ func (in *Ingester) NarInfo(ctx context.Context, hashPart string, body []byte) (
 		System:      ni.System,
 		CA:          ni.CA,
 	}
-	fp, err := out.AppendFingerprint(nil)
-	if err != nil {
-		return catalog.Path{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	sigs := in.keepSigs(ni.Sigs)
+	out.Sigs = ni.Sigs
 	if old.NarHash == n.NarHash {
 		// Re-publishing the same contents: keep the signatures it had.
 		if prev, err := narinfo.Parse([]byte(old.NarInfo)); err == nil {
-			sigs = append(sigs, in.keepSigs(prev.Sigs)...)
+			out.Sigs = append(slices.Clone(out.Sigs), prev.Sigs...)
 		}
 	}
-	for _, k := range in.opt.Keys {
-		sigs = append(sigs, k.Sign(fp))
+	if err := in.Sign(&out); err != nil {
+		return catalog.Path{}, err
 	}
-	slices.Sort(sigs)
-	out.Sigs = slices.Compact(sigs)
 
 	p := catalog.Path{
 		HashPart:   hashPart,
@@ -158,10 +152,9 @@ func (in *Ingester) ownKey(name string) bool {
 	return false
 }
 
-// Sign adds the server's signatures to ni, a narinfo served without being
-// published (a path mirrored from an upstream, before its NAR is stored):
-// the well-formed signatures it has under other names are kept, so that a
-// client trusting only the upstream's key still accepts it.
+// Sign replaces ni's signatures by the server's, keeping the well-formed
+// ones under other names (a client's, or an upstream's: a client trusting
+// only the upstream's key still accepts a mirrored path).
 func (in *Ingester) Sign(ni *narinfo.NarInfo) error {
 	fp, err := ni.AppendFingerprint(nil)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/ingest"
-	"github.com/nix-cached/cached/narinfo"
 	"github.com/nix-cached/cached/storepath"
 	"github.com/nix-cached/cached/upstream"
 )
@@ -54,31 +53,31 @@ func (s *Server) mirrorNarInfo(ctx context.Context, hash string) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	served, _, err := s.mirrorView(f)
+	file, err := s.mirrorFile(f)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errNotFound, err)
-	}
-	return served.String(), nil
-}
-
-// mirrorView returns the narinfo the cache serves for f, and the name its
-// NAR file is stored under.
-func (s *Server) mirrorView(f upstream.Found) (*narinfo.NarInfo, string, error) {
-	file, err := ingest.FileName(f.NarInfo.FileHash, f.NarInfo.Compression)
-	if err != nil || f.NarInfo.FileSize == 0 {
-		return nil, "", fmt.Errorf("upstream narinfo of %s has no usable FileHash/FileSize/Compression: %v", f.NarInfo.StorePath, err)
-	}
-	if sp, err := storepath.Parse(s.cfg.StoreDir, f.NarInfo.StorePath); err != nil {
-		return nil, "", fmt.Errorf("upstream narinfo: %w", err)
-	} else if sp.Hash != f.NarInfo.HashPart() {
-		return nil, "", errors.New("upstream narinfo: hash part mismatch")
 	}
 	ni := *f.NarInfo
 	ni.URL = "mirror/" + f.NarInfo.HashPart() + "/" + file
 	if err := s.ing.Sign(&ni); err != nil {
-		return nil, "", err
+		return "", fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	return &ni, file, nil
+	return ni.String(), nil
+}
+
+// mirrorFile returns the name the NAR file of f is stored under, once f
+// proved usable here.
+func (s *Server) mirrorFile(f upstream.Found) (string, error) {
+	file, err := ingest.FileName(f.NarInfo.FileHash, f.NarInfo.Compression)
+	if err != nil || f.NarInfo.FileSize == 0 {
+		return "", fmt.Errorf("upstream narinfo of %s has no usable FileHash/FileSize/Compression: %v", f.NarInfo.StorePath, err)
+	}
+	if sp, err := storepath.Parse(s.cfg.StoreDir, f.NarInfo.StorePath); err != nil {
+		return "", fmt.Errorf("upstream narinfo: %w", err)
+	} else if sp.Hash != f.NarInfo.HashPart() {
+		return "", errors.New("upstream narinfo: hash part mismatch")
+	}
+	return file, nil
 }
 
 // flights are the NAR downloads from upstreams under way, by file name:
@@ -121,38 +120,52 @@ func (s *Server) getMirrorNAR(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := ingest.ParseNARName(file); err != nil {
 		return fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	key := "nar/" + file
-	for attempt := 0; ; attempt++ {
-		if n, err := s.cat.LookupNAR(r.Context(), key); err == nil && n.Key == key && !n.Quarantined {
-			if err := s.serveBlob(w, r, key, typeNAR, file[:52], true); err != nil {
-				return s.missingBlob(r, err, key, key)
-			}
-			if r.Method == http.MethodGet {
-				s.cfg.Usage.NAR(key)
-			}
-			s.publishMirrored(r.Context(), hash, key)
-			return nil
-		} else if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			return err
-		}
-		if s.cfg.Upstream == nil || attempt > 0 {
-			return errNotFound
-		}
-		wait, lead := s.flights.join(file)
-		if !lead {
-			// Another request is fetching it: serve what it stored.
-			select {
-			case <-wait:
-				continue
-			case <-r.Context().Done():
-				return r.Context().Err()
-			}
-		}
+	if served, err := s.serveMirrored(w, r, hash, file); served || err != nil {
+		return err
+	}
+	if s.cfg.Upstream == nil {
+		return errNotFound
+	}
+	wait, lead := s.flights.join(file)
+	if lead {
 		// Deferred: a NAR that fails verification aborts the response
 		// with a panic.
 		defer s.flights.done(file)
 		return s.fetchMirrored(w, r, hash, file)
 	}
+	// Another request is fetching it: serve what it stored.
+	select {
+	case <-wait:
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	if served, err := s.serveMirrored(w, r, hash, file); served || err != nil {
+		return err
+	}
+	return errNotFound
+}
+
+// serveMirrored serves the mirrored NAR file from storage, if it is
+// stored (and not quarantined), and reports whether it did.
+func (s *Server) serveMirrored(w http.ResponseWriter, r *http.Request, hash, file string) (bool, error) {
+	key := "nar/" + file
+	n, err := s.cat.LookupNAR(r.Context(), key)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	case n.Key != key || n.Quarantined:
+		return false, nil
+	}
+	if err := s.serveBlob(w, r, key, typeNAR, file[:52], true); err != nil {
+		return false, s.missingBlob(r, err, key, key)
+	}
+	if r.Method == http.MethodGet {
+		s.cfg.Usage.NAR(key)
+	}
+	s.publishMirrored(r.Context(), hash, key)
+	return true, nil
 }
 
 // fetchMirrored fetches the NAR file of the mirrored path hash from its
@@ -162,8 +175,7 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 	if err != nil {
 		return fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	served, want, err := s.mirrorView(f)
-	if err != nil || want != file {
+	if want, err := s.mirrorFile(f); err != nil || want != file {
 		return fmt.Errorf("%w: %s is not the NAR of %s upstream (%v)", errNotFound, file, hash, err)
 	}
 	body, err := s.cfg.Upstream.NAR(r.Context(), f)
@@ -171,7 +183,7 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 		return fmt.Errorf("%w: %w", errUpstream, err)
 	}
 	defer body.Close()
-	size := int64(served.FileSize)
+	size := int64(f.NarInfo.FileSize)
 	h := w.Header()
 	s.blobHeaders(h, typeNAR, file[:52], true)
 	h.Set("Content-Length", strconv.FormatInt(size, 10))

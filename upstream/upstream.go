@@ -67,15 +67,38 @@ type Puller struct {
 	client *http.Client
 
 	mu     sync.Mutex
-	misses map[string]time.Time // hash part: remembered until
-	found  map[string]foundAt   // hash part: a narinfo found lately
+	misses ttlCache[struct{}] // hash parts no upstream has
+	found  ttlCache[Found]    // narinfos found lately: a substitution asks for the narinfo, then the NAR
 }
 
-// foundAt is a narinfo found, and until when it is reused without asking
-// again (a substitution asks for the narinfo, then the NAR).
-type foundAt struct {
-	f     Found
+// ttlCache remembers values by hash part until a time each, holding at
+// most limit of them (beyond, it starts over rather than grow).
+type ttlCache[V any] struct {
+	m     map[string]ttlEntry[V]
+	limit int
+}
+
+type ttlEntry[V any] struct {
+	v     V
 	until time.Time
+}
+
+// get returns the value remembered for k, unless it expired by now.
+func (c *ttlCache[V]) get(k string, now time.Time) (V, bool) {
+	e, ok := c.m[k]
+	if ok && now.After(e.until) {
+		delete(c.m, k)
+		ok = false
+	}
+	return e.v, ok
+}
+
+// put remembers v for k until until.
+func (c *ttlCache[V]) put(k string, v V, until time.Time) {
+	if c.m == nil || len(c.m) >= c.limit {
+		c.m = make(map[string]ttlEntry[V])
+	}
+	c.m[k] = ttlEntry[V]{v: v, until: until}
 }
 
 // foundTTL is how long a narinfo found upstream is reused.
@@ -118,12 +141,9 @@ func New(cfg Config) (*Puller, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &Puller{cfg: cfg, client: &http.Client{Transport: tr}, misses: map[string]time.Time{},
-		found: map[string]foundAt{}}, nil
+	return &Puller{cfg: cfg, client: &http.Client{Transport: tr},
+		misses: ttlCache[struct{}]{limit: 1_000_000}, found: ttlCache[Found]{limit: 100_000}}, nil
 }
-
-// URLs returns the upstreams, in priority order.
-func (p *Puller) URLs() []string { return p.cfg.URLs }
 
 // NarInfo asks the upstreams, in order, for the narinfo of the path with
 // this hash part, and returns the first one signed by a configured key.
@@ -137,22 +157,14 @@ func (p *Puller) NarInfo(ctx context.Context, hashPart string) (Found, error) {
 	}
 	now := time.Now()
 	p.mu.Lock()
-	until, missed := p.misses[hashPart]
-	if missed && now.After(until) {
-		delete(p.misses, hashPart)
-		missed = false
-	}
-	fa, hit := p.found[hashPart]
-	if hit && now.After(fa.until) {
-		delete(p.found, hashPart)
-		hit = false
-	}
+	_, missed := p.misses.get(hashPart, now)
+	f, hit := p.found.get(hashPart, now)
 	p.mu.Unlock()
 	switch {
 	case missed:
 		return Found{}, ErrNotFound
 	case hit:
-		return fa.f, nil
+		return f, nil
 	}
 	var failed []error
 	for _, base := range p.cfg.URLs {
@@ -161,10 +173,7 @@ func (p *Puller) NarInfo(ctx context.Context, hashPart string) (Found, error) {
 		case err == nil:
 			f := Found{Upstream: base, NarInfo: ni}
 			p.mu.Lock()
-			if len(p.found) > 100_000 { // bounded: start over rather than grow
-				clear(p.found)
-			}
-			p.found[hashPart] = foundAt{f: f, until: time.Now().Add(foundTTL)}
+			p.found.put(hashPart, f, time.Now().Add(foundTTL))
 			p.mu.Unlock()
 			return f, nil
 		case errors.Is(err, ErrNotFound):
@@ -176,10 +185,7 @@ func (p *Puller) NarInfo(ctx context.Context, hashPart string) (Found, error) {
 		return Found{}, fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(failed...))
 	}
 	p.mu.Lock()
-	if len(p.misses) > 1_000_000 { // bounded: start over rather than grow
-		clear(p.misses)
-	}
-	p.misses[hashPart] = time.Now().Add(p.cfg.MissTTL)
+	p.misses.put(hashPart, struct{}{}, time.Now().Add(p.cfg.MissTTL))
 	p.mu.Unlock()
 	return Found{}, ErrNotFound
 }

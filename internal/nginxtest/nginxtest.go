@@ -49,15 +49,15 @@ func Start(t *testing.T, root string, opt Options) *Server {
 	t.Helper()
 	bin := testtool.Find(t, "NGINX", "nginx is not installed (apt-get install nginx-light)", "nginx", "/usr/sbin/nginx")
 	dir := t.TempDir()
-	port := freePort(t)
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), AccessLog: filepath.Join(dir, "access.log")}
-	listen := fmt.Sprintf("listen 127.0.0.1:%d;", port)
+	addr := testtool.FreeAddr(t)
+	s := &Server{URL: "http://" + addr, AccessLog: filepath.Join(dir, "access.log")}
+	listen := "listen " + addr + ";"
 	if opt.TLS {
 		cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 		s.CAFile = filepath.Join(dir, "ca.pem")
 		writeCerts(t, s.CAFile, cert, key)
-		s.URL = fmt.Sprintf("https://127.0.0.1:%d", port)
-		listen = fmt.Sprintf("listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;", port, cert, key)
+		s.URL = "https://" + addr
+		listen = fmt.Sprintf("listen %s ssl; ssl_certificate %s; ssl_certificate_key %s;", addr, cert, key)
 	}
 	limit := ""
 	if opt.LimitRate != "" {
@@ -109,7 +109,7 @@ http {
 	}
 	t.Cleanup(s.stop)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return s
 		}
@@ -120,7 +120,7 @@ http {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on port %d", port)
+			t.Fatalf("nginx does not listen on %s", addr)
 		}
 	}
 }
@@ -139,17 +139,6 @@ func (s *Server) Requests(t *testing.T, prefix string) []string {
 		}
 	}
 	return out
-}
-
-// freePort returns a port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // writeCerts writes a test CA's certificate, and a certificate and key

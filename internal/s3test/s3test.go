@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,7 +75,7 @@ func Start(t testing.TB) *Server {
 	t.Cleanup(func() { s.kill() })
 	var err error
 	for range 3 { // a free port may be taken before MinIO binds it
-		s.addr, s.console = freePort(t), freePort(t)
+		s.addr, s.console = testtool.FreeAddr(t), testtool.FreeAddr(t)
 		s.Endpoint = "http://" + s.addr
 		if err = s.start(); err == nil {
 			return s
@@ -237,17 +236,6 @@ func (s *Server) Logs() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.log.String()
-}
-
-// freePort returns a loopback address with a port free at the moment.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("s3test: finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // environ returns this process's environment without MinIO or AWS

@@ -5,6 +5,7 @@
 package testtool
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,4 +61,16 @@ func CIBin(name string) string {
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// FreeAddr returns a loopback address ("127.0.0.1:PORT") whose port is free
+// at the moment, for a program the test starts to listen on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
