@@ -57,7 +57,7 @@ func (l *lockedBuffer) String() string {
 
 // env is a server over a disk store and a SQLite catalog.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	cat   catalog.Catalog
 	store storage.Store
@@ -82,7 +82,7 @@ var usageAt = time.Now
 
 // newParts builds parts with the test tokens; reads are public or need
 // readToken. Request logs go to logs.
-func newParts(tb testing.TB, publicRead bool, logs io.Writer) parts {
+func newParts(tb testing.TB, publicRead bool, logs io.Writer, opts ...func(*Config)) parts {
 	tb.Helper()
 	dir := tb.TempDir()
 	store, err := disk.New(filepath.Join(dir, "blobs"))
@@ -110,15 +110,20 @@ func newParts(tb testing.TB, publicRead bool, logs io.Writer) parts {
 		cfg.ReadTokens = []string{readToken}
 	}
 	rec := usage.New(cat, func() time.Time { return usageAt() }, nil)
-	s, err := New(Config{Priority: 30, WantMassQuery: true, PublicKeys: []signing.PublicKey{key.Public()},
-		Usage: rec, Logger: slog.New(slog.NewTextHandler(logs, nil))}, cat, store, ing, auth.New(cfg, cat))
+	sc := Config{Priority: 30, WantMassQuery: true, PublicKeys: []signing.PublicKey{key.Public()},
+		Usage: rec, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	for _, o := range opts {
+		o(&sc)
+	}
+	s, err := New(sc, cat, store, ing, auth.New(cfg, cat))
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(s.Wait) // before the catalog closes
 	return parts{s: s, ing: ing, cat: cat, store: store, key: key, usage: rec}
 }
 
-func newEnv(t *testing.T, publicRead bool) *env {
+func newEnv(t testing.TB, publicRead bool) *env {
 	t.Helper()
 	logs := &lockedBuffer{}
 	p := newParts(t, publicRead, logs)
@@ -172,7 +177,7 @@ func (e *env) do(method, path, token string, body []byte, headers ...string) res
 }
 
 // expect fails the test unless r has the given status.
-func (r response) expect(t *testing.T, code int, what string) response {
+func (r response) expect(t testing.TB, code int, what string) response {
 	t.Helper()
 	if r.code != code {
 		t.Fatalf("%s: status %d, want %d (%s)", what, r.code, code, strings.TrimSpace(r.body))

@@ -128,10 +128,7 @@ func (s *Server) getMirrorNAR(w http.ResponseWriter, r *http.Request) error {
 	}
 	wait, lead := s.flights.join(file)
 	if lead {
-		// Deferred: a NAR that fails verification aborts the response
-		// with a panic.
-		defer s.flights.done(file)
-		return s.fetchMirrored(w, r, hash, file)
+		return s.fetchMirrored(w, r, hash, file) // it ends the flight
 	}
 	// Another request is fetching it: serve what it stored.
 	select {
@@ -169,8 +166,22 @@ func (s *Server) serveMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 }
 
 // fetchMirrored fetches the NAR file of the mirrored path hash from its
-// upstream, streaming it to the client as it is stored and verified.
+// upstream, streaming it to the client as it is stored and verified, and
+// ends the flight of file once the NAR is committed (or refused).
+//
+// The download, the commit and the publication run on their own
+// goroutine: the handler returns as soon as the NAR verified and the
+// client has every byte, so the client's next request on this connection
+// does not wait for the commit's syncs. Nothing is served from the cache's
+// storage before the commit: a request for the NAR meanwhile waits for the
+// flight.
 func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, file string) error {
+	started := false
+	defer func() {
+		if !started {
+			s.flights.done(file)
+		}
+	}()
 	f, err := s.cfg.Upstream.NarInfo(r.Context(), hash)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errNotFound, err)
@@ -182,7 +193,6 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUpstream, err)
 	}
-	defer body.Close()
 	size := int64(f.NarInfo.FileSize)
 	h := w.Header()
 	s.blobHeaders(h, typeNAR, file[:52], true)
@@ -195,23 +205,37 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 	if r.Method == http.MethodHead {
 		out.w = io.Discard
 	}
+	get := r.Method == http.MethodGet
+	verdict := make(chan error, 1)
 	// Stored even if the client goes away: the next one gets it.
 	ctx := context.WithoutCancel(r.Context())
-	_, err = s.ing.NARExpecting(ctx, file, io.TeeReader(body, out), size, ingest.Expect{
-		NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true,
-		Verified: out.flush}) // the client need not wait for the commit's syncs
-	if err != nil {
+	started = true
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer s.flights.done(file)
+		defer body.Close()
+		verified := false
+		_, err := s.ing.NARExpecting(ctx, file, io.TeeReader(body, out), size, ingest.Expect{
+			NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true,
+			Verified: func() { out.flush(); verified = true; verdict <- nil }})
+		if err != nil {
+			if !verified {
+				verdict <- err
+				return
+			}
+			s.log.Error("mirror: a verified NAR could not be stored", "upstream", f.Upstream, "file", file, "err", err)
+			return
+		}
+		if get {
+			s.cfg.Usage.NAR("nar/" + file)
+		}
+		s.publishMirrored(ctx, hash, "nar/"+file)
+	}()
+	if err := <-verdict; err != nil {
 		s.log.Warn("mirror: a NAR from an upstream was refused", "upstream", f.Upstream, "file", file, "err", err)
 		panic(http.ErrAbortHandler) // the client's transfer fails
 	}
-	if r.Method == http.MethodGet {
-		s.cfg.Usage.NAR("nar/" + file)
-	}
-	// Published before the handler returns, so that a referrer fetched
-	// next finds its references published. (Off the request, the
-	// client's next request on this connection would not wait for the
-	// commit, but a referrer could be published before its references.)
-	s.publishMirrored(ctx, hash, "nar/"+file)
 	return nil
 }
 
@@ -250,21 +274,3 @@ func (h *holdBack) write(p []byte) {
 }
 
 func (h *holdBack) flush() { h.write(h.tail); h.tail = nil }
-
-// publishMirrored publishes the mirrored path hash, whose NAR is stored at
-// key, if it is not published yet and its references are; a failure is
-// logged, and tried again on the next request.
-func (s *Server) publishMirrored(ctx context.Context, hash, key string) {
-	if _, err := s.cat.Path(ctx, hash); err == nil || s.cfg.Upstream == nil {
-		return
-	}
-	f, err := s.cfg.Upstream.NarInfo(ctx, hash)
-	if err != nil {
-		return
-	}
-	ni := *f.NarInfo
-	ni.URL = key
-	if _, err := s.ing.NarInfo(ctx, hash, []byte(ni.String())); err != nil {
-		s.log.Debug("mirror: not published yet", "path", ni.StorePath, "err", err)
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -65,8 +66,15 @@ type Server struct {
 	private bool // reads need a token: responses must not be cached publicly
 	// narInfoCache is the Cache-Control header of narinfos.
 	narInfoCache []string
-	flights      flights // NAR downloads from upstreams under way
+	flights      flights        // NAR downloads from upstreams under way
+	waiting      waiting        // mirrored paths waiting for their references
+	bg           sync.WaitGroup // work that outlives its request (Wait)
 }
+
+// Wait waits for the work requests left running: the commits of NARs
+// fetched from upstreams. Call it once the HTTP server stopped, before
+// closing the catalog.
+func (s *Server) Wait() { s.bg.Wait() }
 
 // New returns a server over the given catalog, storage and ingester.
 func New(cfg Config, cat catalog.Catalog, store storage.Store, ing *ingest.Ingester, a *auth.Authenticator) (*Server, error) {

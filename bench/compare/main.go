@@ -66,7 +66,9 @@ func main() {
 	repeat := flag.Int("repeat", 3, "wrk runs per server and load, alternating between them (the median is reported)")
 	bigMiB := flag.Int64("big-mib", 1024, "size of the NAR for the memory measurement, in MiB (0: skip)")
 	million := flag.Int("large-paths", 1_000_000, "synthetic paths for the large-catalog measurement (0: skip)")
+	keep := flag.Bool("keep", false, "keep the work directory (caches, logs) for inspection")
 	flag.Parse()
+	keepWork = *keep
 	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -74,6 +76,9 @@ func main() {
 		log.Fatal(err)
 	}
 }
+
+// keepWork keeps the work directory after the run (-keep).
+var keepWork bool
 
 func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int) error {
 	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
@@ -85,7 +90,11 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if keepWork {
+		log.Printf("work directory (kept): %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	b := &bench{work: work, cores: runtime.NumCPU(), conns: []int{1, 16, 64}, repeat: max(1, repeat), verbose: true}
 	b.cached = filepath.Join(work, "cached")
 	b.logf("building cached")

@@ -295,6 +295,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	srv.Wait()
 	stopBG()
 	wg.Wait()
 	log.Info("stopped")
