@@ -95,6 +95,10 @@ type Path struct {
 	NarInfo    string    // the rendered, signed narinfo served to clients
 	CreatedAt  time.Time // first publication
 	LastUsed   time.Time // last narinfo or NAR request, or push of the same path
+	// Mirrored: published from an upstream's narinfo (pull-through), not
+	// pushed. Publishing the path again keeps it only if that is mirrored
+	// too: a push makes a mirrored path a pushed one.
+	Mirrored bool
 }
 
 // MaxNarInfoAge bounds how long a process may go on answering with a
@@ -125,6 +129,7 @@ type GraphNode struct {
 	CreatedAt  time.Time
 	LastUsed   time.Time
 	References []string // hash parts, self included if it refers to itself
+	Mirrored   bool     // Path.Mirrored
 }
 
 // Pin keeps a path and its closure alive, under a name. Adding a pin with

@@ -60,6 +60,18 @@ func (f *fixture) nodeWith(name string, text []byte, refs ...string) pushed {
 // nodeComp is nodeWith with the upload's compression given.
 func (f *fixture) nodeComp(name, comp string, text []byte, refs ...string) pushed {
 	f.t.Helper()
+	return f.publishNode(name, comp, text, false, refs...)
+}
+
+// mirrored is node for a path mirrored from an upstream (pull-through).
+func (f *fixture) mirrored(name string, refs ...string) pushed {
+	f.t.Helper()
+	return f.publishNode(name, ingest.CompXZ, []byte("contents of "+name), true, refs...)
+}
+
+// publishNode uploads and publishes a path, as pushed or as mirrored.
+func (f *fixture) publishNode(name, comp string, text []byte, mirrored bool, refs ...string) pushed {
+	f.t.Helper()
 	base := storePath(name)
 	bases := make([]string, len(refs))
 	for i, r := range refs {
@@ -67,7 +79,11 @@ func (f *fixture) nodeComp(name, comp string, text []byte, refs ...string) pushe
 	}
 	n, ni := f.upload(base, comp, text, bases...)
 	ni.Deriver = storePath(name + ".drv")
-	p, err := f.ing.NarInfo(context.Background(), base[:32], []byte(ni.String()))
+	publish := f.ing.NarInfo
+	if mirrored {
+		publish = f.ing.MirroredNarInfo
+	}
+	p, err := publish(context.Background(), base[:32], []byte(ni.String()))
 	if err != nil {
 		f.t.Fatalf("publishing %s: %v", name, err)
 	}

@@ -47,6 +47,13 @@ type Options struct {
 	Holder      string           // names this process in the lock (default "<hostname>:<pid>")
 	Logger      *slog.Logger     // default slog.Default()
 	BlobGrace   time.Duration    // how long blobs outlive their paths' deletion (default catalog.BlobGrace; negative: not at all)
+	// MirrorRetention, when shorter than Retention, is the retention of
+	// mirrored paths (catalog.Path.Mirrored) that UpstreamHas says an
+	// upstream still has: they can be fetched again. 0: Retention.
+	MirrorRetention time.Duration
+	// UpstreamHas reports whether an upstream still serves the path
+	// (signed by a configured key); nil: MirrorRetention never applies.
+	UpstreamHas func(ctx context.Context, hashPart string) bool
 }
 
 // Collector removes dead paths, expired uploads and orphan blobs.
@@ -66,7 +73,7 @@ func New(cat catalog.Catalog, store storage.Store, opt Options) (*Collector, err
 	if cat == nil || store == nil {
 		return nil, errors.New("gc: a catalog and a store are required")
 	}
-	if opt.Retention < 0 || opt.MaxSize < 0 || opt.UploadLease < 0 {
+	if opt.Retention < 0 || opt.MaxSize < 0 || opt.UploadLease < 0 || opt.MirrorRetention < 0 {
 		return nil, fmt.Errorf("gc: negative retention %v, quota %d or upload lease %v",
 			opt.Retention, opt.MaxSize, opt.UploadLease)
 	}

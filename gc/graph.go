@@ -20,6 +20,7 @@ type graph struct {
 	nar     []int32            // by id: its NAR's id, -1 for a placeholder
 	created []int64            // by id: CreatedAt
 	used    []int64            // by id: LastUsed
+	mirror  []bool             // by id: Mirrored
 	nameOff []uint32           // by id: its entry in names
 	nameLen []uint32
 	names   []byte // entries: hash length (bit 7: full path follows), hash part, store path or its part after dir+"/"
@@ -107,6 +108,7 @@ func (g *graph) id(hashPart string) int32 {
 	g.nar = append(g.nar, -1)
 	g.created = append(g.created, 0)
 	g.used = append(g.used, 0)
+	g.mirror = append(g.mirror, false)
 	g.nameOff = append(g.nameOff, 0)
 	g.nameLen = append(g.nameLen, 0)
 	return id
@@ -127,6 +129,7 @@ func (g *graph) add(n catalog.GraphNode) error {
 	g.nar[id] = g.narID(n.NARKey, n.FileSize)
 	g.created[id] = n.CreatedAt.UnixMilli()
 	g.used[id] = n.LastUsed.UnixMilli()
+	g.mirror[id] = n.Mirrored
 	g.addName(id, n.HashPart, n.StorePath)
 	g.published++
 

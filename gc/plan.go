@@ -10,6 +10,9 @@ import (
 // planState is a Plan with what the sweep needs besides.
 type planState struct {
 	Plan
+	// usedBefore refuses the deletion of a path used at or after it: the
+	// cutoff, or the mirror retention's when paths die by it.
+	usedBefore time.Time
 }
 
 // expiredPin is a pin that no longer keeps its path alive.
@@ -45,12 +48,22 @@ func (c *Collector) plan(ctx context.Context) (*planState, error) {
 			expired = append(expired, expiredPin{id: id, name: p.Name, expires: p.ExpiresAt})
 		}
 	}
+	retCut := started.Add(-c.opt.Retention).Truncate(time.Millisecond).UnixMilli()
+	mirrorCut := retCut
+	if c.opt.MirrorRetention > 0 {
+		mirrorCut = started.Add(-c.opt.MirrorRetention).Truncate(time.Millisecond).UnixMilli()
+	}
+	short, err := c.mirrorShortened(ctx, g, retCut, mirrorCut, startMs, pinRoots)
+	if err != nil {
+		return nil, err
+	}
 	rootsAt := func(cut int64) func(int32) bool {
-		return func(id int32) bool { return g.used[id] >= cut || g.created[id] >= startMs }
+		return func(id int32) bool {
+			return (g.used[id] >= cut && (short == nil || !short[id])) || g.created[id] >= startMs
+		}
 	}
 
 	m := newMarker(g)
-	retCut := started.Add(-c.opt.Retention).Truncate(time.Millisecond).UnixMilli()
 	cut := retCut
 	livePaths, liveBytes := m.mark(rootsAt(cut), pinRoots)
 	var retLive []bool // live under the retention alone, when the quota cut deeper
@@ -102,7 +115,11 @@ func (c *Collector) plan(ctx context.Context) (*planState, error) {
 			OverQuota:   overQuota,
 		},
 	}
-	r := &reasons{c: c, g: g, live: m.live, retLive: retLive, expired: expired, texts: make(map[reasonKey]string)}
+	ps.usedBefore = ps.Cutoff
+	if short != nil && mirrorCut > cut {
+		ps.usedBefore = time.UnixMilli(mirrorCut).In(started.Location())
+	}
+	r := &reasons{c: c, g: g, live: m.live, retLive: retLive, short: short, expired: expired, texts: make(map[reasonKey]string)}
 	r.labelExpiredPins()
 	order, cycle := deletionOrder(g, m.live)
 	if cycle > 0 {
@@ -127,7 +144,7 @@ func (c *Collector) plan(ctx context.Context) (*planState, error) {
 
 // reasonKey identifies a Reason text; many paths share one.
 type reasonKey struct {
-	kind byte // 'r' retention, 'q' quota, 'p' expired pin
+	kind byte // 'r' retention, 'q' quota, 'p' expired pin, 'm' mirror retention
 	day  int64
 	pin  int32
 }
@@ -138,6 +155,7 @@ type reasons struct {
 	g       *graph
 	live    []bool
 	retLive []bool // nil unless the quota cut deeper than the retention
+	short   []bool // mirrorShortened
 	expired []expiredPin
 	pinOf   []int32 // by id: 1 + the index in expired of the pin that alone would keep it
 	texts   map[reasonKey]string
@@ -177,6 +195,8 @@ func (r *reasons) of(id int32) string {
 		k = reasonKey{kind: 'q', day: day}
 	case r.pinOf != nil && r.pinOf[id] != 0:
 		k = reasonKey{kind: 'p', day: day, pin: r.pinOf[id]}
+	case r.short != nil && r.short[id]:
+		k = reasonKey{kind: 'm', day: day}
 	default:
 		k = reasonKey{kind: 'r', day: day}
 	}
@@ -191,6 +211,8 @@ func (r *reasons) of(id int32) string {
 	case 'p':
 		e := r.expired[k.pin-1]
 		s = fmt.Sprintf("pin %s expired %s (unused since %s)", e.name, e.expires.UTC().Format(time.DateOnly), date)
+	case 'm':
+		s = fmt.Sprintf("mirrored, unused since %s (mirror retention %s); an upstream still has it", date, days(r.c.opt.MirrorRetention))
 	default:
 		s = fmt.Sprintf("unused since %s (retention %s)", date, days(r.c.opt.Retention))
 	}

@@ -20,7 +20,7 @@ const sweepBatch = 1024
 // next batches are deleted meanwhile), and the NAR records they belonged
 // to are dropped after their blobs.
 func (c *Collector) sweep(ctx context.Context, ps *planState, res *Result) error {
-	cond := catalog.DeleteCondition{CreatedBefore: ps.Started, UsedBefore: ps.Cutoff}
+	cond := catalog.DeleteCondition{CreatedBefore: ps.Started, UsedBefore: ps.usedBefore}
 	// A failure leaves the NARs of unburied batches deleting, for the
 	// next run to finish.
 	var buried []burial

@@ -20,6 +20,17 @@ import (
 // incomplete closures are allowed). The published narinfo names the stored
 // NAR file, keeps the client's signatures and adds the server's.
 func (in *Ingester) NarInfo(ctx context.Context, hashPart string, body []byte) (catalog.Path, error) {
+	return in.narInfo(ctx, hashPart, body, false)
+}
+
+// MirroredNarInfo is NarInfo for a narinfo an upstream served
+// (pull-through), whose NAR was fetched from it: the path is recorded as
+// mirrored (catalog.Path.Mirrored).
+func (in *Ingester) MirroredNarInfo(ctx context.Context, hashPart string, body []byte) (catalog.Path, error) {
+	return in.narInfo(ctx, hashPart, body, true)
+}
+
+func (in *Ingester) narInfo(ctx context.Context, hashPart string, body []byte, mirrored bool) (catalog.Path, error) {
 	ni, err := narinfo.Parse(body)
 	if err != nil {
 		return catalog.Path{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -113,6 +124,7 @@ func (in *Ingester) NarInfo(ctx context.Context, hashPart string, body []byte) (
 		Deriver:    ni.Deriver,
 		NarInfo:    out.String(),
 		CreatedAt:  in.opt.Now(),
+		Mirrored:   mirrored,
 	}
 	err = in.cat.Publish(ctx, p, catalog.PublishOptions{AllowIncompleteClosure: in.opt.AllowIncompleteClosure})
 	switch {

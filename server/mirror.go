@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/go-chi/chi/v5"
@@ -57,12 +58,58 @@ func (s *Server) mirrorNarInfo(ctx context.Context, hash string) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errNotFound, err)
 	}
+	if err := s.referencesAvailable(ctx, f); err != nil {
+		return "", fmt.Errorf("%w: %v", errNotFound, err)
+	}
 	ni := *f.NarInfo
 	ni.URL = "mirror/" + f.NarInfo.HashPart() + "/" + file
 	if err := s.ing.Sign(&ni); err != nil {
 		return "", fmt.Errorf("%w: %v", errNotFound, err)
 	}
 	return ni.String(), nil
+}
+
+// maxRefLookups bounds the upstream lookups one narinfo's references make
+// at once.
+const maxRefLookups = 16
+
+// referencesAvailable returns an error unless every reference of f is
+// published here or served by an upstream (signed by a configured key):
+// a narinfo is served only with its references. Nix asks for them next,
+// so the lookups also bring their narinfos into the upstream client's
+// cache, in parallel, ahead of the client's requests.
+func (s *Server) referencesAvailable(ctx context.Context, f upstream.Found) error {
+	self := f.NarInfo.HashPart()
+	sem := make(chan struct{}, maxRefLookups)
+	errs := make(chan error, len(f.NarInfo.References))
+	n := 0
+	for _, ref := range f.NarInfo.References {
+		hash, _, _ := strings.Cut(ref, "-")
+		if hash == self {
+			continue
+		}
+		n++
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := s.cat.NarInfo(ctx, hash); err == nil {
+				errs <- nil
+				return
+			}
+			if _, err := s.cfg.Upstream.NarInfo(ctx, hash); err != nil {
+				errs <- fmt.Errorf("its reference %s is not available: %w", ref, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // mirrorFile returns the name the NAR file of f is stored under, once f

@@ -96,7 +96,7 @@ func (s *Server) publishOne(ctx context.Context, hash, key string) bool {
 	}
 	ni := *f.NarInfo
 	ni.URL = key
-	_, err = s.ing.NarInfo(ctx, hash, []byte(ni.String()))
+	_, err = s.ing.MirroredNarInfo(ctx, hash, []byte(ni.String()))
 	var missing *catalog.MissingReferencesError
 	switch {
 	case err == nil:

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nix-cached/cached/narinfo"
@@ -17,7 +20,14 @@ import (
 func mirrorEnv(t testing.TB) (up, down *env, wait func()) {
 	t.Helper()
 	up = newEnv(t, true)
-	puller, err := upstream.New(upstream.Config{URLs: []string{up.srv.URL}, Keys: []signing.PublicKey{up.key.Public()}})
+	down, wait = downstreamOf(t, up, up.srv.URL)
+	return up, down, wait
+}
+
+// downstreamOf is a cached whose upstream, at url, serves up's paths.
+func downstreamOf(t testing.TB, up *env, url string) (down *env, wait func()) {
+	t.Helper()
+	puller, err := upstream.New(upstream.Config{URLs: []string{url}, Keys: []signing.PublicKey{up.key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +36,7 @@ func mirrorEnv(t testing.TB) (up, down *env, wait func()) {
 	down = &env{t: t, cat: p.cat, store: p.store, key: p.key, logs: logs, usage: p.usage}
 	down.srv = httptest.NewServer(p.s)
 	t.Cleanup(down.srv.Close)
-	return up, down, p.s.Wait
+	return down, p.s.Wait
 }
 
 // fetchMirrored substitutes p's narinfo and NAR from down as Nix would,
@@ -80,6 +90,9 @@ func TestMirrorPublishesReferrerAfterReference(t *testing.T) {
 		if !strings.Contains(got.NarInfo, "Sig: "+down.key.Name()+":") || !strings.Contains(got.NarInfo, "Sig: "+up.key.Name()+":") {
 			t.Errorf("%s: published without both signatures:\n%s", p.base, got.NarInfo)
 		}
+		if !got.Mirrored {
+			t.Errorf("%s: not recorded as mirrored", p.base)
+		}
 	}
 	// Served from storage now, with the upstream gone.
 	up.srv.Close()
@@ -87,6 +100,46 @@ func TestMirrorPublishesReferrerAfterReference(t *testing.T) {
 	if !strings.Contains(r.body, "URL: nar/"+bFile) {
 		t.Errorf("narinfo after publication does not point at the stored NAR:\n%s", r.body)
 	}
+}
+
+// A narinfo is not served while one of its references is available
+// neither here nor upstream (an upstream that lost it): Nix would fail to
+// substitute the closure, where a 404 lets it build or try elsewhere.
+func TestMirrorNeedsReferences(t *testing.T) {
+	up := newEnv(t, true)
+	a := up.push(strings.Repeat("a", 32)+"-lib", "the library")
+	b := up.push(strings.Repeat("b", 32)+"-app", "the app", a.base)
+	proxy := httputil.NewSingleHostReverseProxy(mustParseURL(t, up.srv.URL))
+	var lost atomic.Bool
+	lost.Store(true)
+	lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lost.Load() && r.URL.Path == "/"+a.base[:32]+".narinfo" {
+			http.NotFound(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(lossy.Close)
+	down, wait := downstreamOf(t, up, lossy.URL)
+	down.do("GET", "/"+b.base[:32]+".narinfo", "", nil).expect(t, 404, "GET narinfo of a path whose reference upstream lost")
+	wait()
+	if _, err := down.cat.Path(t.Context(), b.base[:32]); err == nil {
+		t.Error("the path was published")
+	}
+	// With its reference back upstream, it is served (by a cache that
+	// has not remembered the miss).
+	lost.Store(false)
+	down2, _ := downstreamOf(t, up, lossy.URL)
+	fetchMirrored(t, up, down2, b)
+}
+
+func mustParseURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // BenchmarkMirrorFetch substitutes a path of 1 KiB through a pull-through

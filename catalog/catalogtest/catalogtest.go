@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"Publish/RepublishOtherNAR", testRepublishOtherNAR},
 		{"Publish/Conflict", testPublishConflict},
 		{"Publish/Chain", testPublishChain},
+		{"Publish/Mirrored", testPublishMirrored},
 		{"Lookup/UnknownPath", testUnknownPath},
 		{"WalkPaths/EveryPathOnce", testWalkPaths},
 		{"WalkPaths/StopsOnError", testWalkPathsError},

@@ -160,7 +160,7 @@ func diffNode(got, want catalog.GraphNode) string {
 			want.CreatedAt, want.LastUsed)
 	}
 	if got.HashPart != want.HashPart || got.StorePath != want.StorePath || got.NARKey != want.NARKey ||
-		got.FileSize != want.FileSize {
+		got.FileSize != want.FileSize || got.Mirrored != want.Mirrored {
 		return fmt.Sprintf("%+v, want %+v", got, want)
 	}
 	return ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -211,4 +212,60 @@ func testWalkPathsError(t *testing.T, c catalog.Catalog) {
 	checkWalkStops(t, c, "WalkPaths", func(fn func() error) error {
 		return c.WalkPaths(context.Background(), func(catalog.Path) error { return fn() })
 	})
+}
+
+// A mirrored path is recorded as such, in Path and WalkGraph; publishing
+// it again as mirrored keeps the mark, publishing it as pushed clears it
+// for good.
+func testPublishMirrored(t *testing.T, c catalog.Catalog) {
+	ctx := context.Background()
+	na, nb := newNAR("mirrored", at(0)), newNAR("pushed", at(0))
+	a, b := newPath("mirrored", na, "k:a"), newPath("pushed", nb, "k:b")
+	a.Mirrored = true
+	publish(t, c, na, a)
+	publish(t, c, nb, b)
+	checkPath(t, c, a)
+	checkPath(t, c, b)
+	graphMirrored := func(step string, want map[string]bool) {
+		t.Helper()
+		got := map[string]bool{}
+		if err := c.WalkGraph(ctx, func(g catalog.GraphNode) error {
+			got[g.HashPart] = g.Mirrored
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: WalkGraph's Mirrored %v, want %v", step, got, want)
+		}
+	}
+	graphMirrored("published", map[string]bool{a.HashPart: true, b.HashPart: false})
+
+	// Mirrored again (as after a scrub's quarantine): still mirrored.
+	a.CreatedAt = at(time.Minute)
+	if err := c.Publish(ctx, a, catalog.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A pushed path published again as mirrored stays pushed.
+	b2 := b
+	b2.Mirrored, b2.CreatedAt = true, at(time.Minute)
+	if err := c.Publish(ctx, b2, catalog.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	graphMirrored("republished", map[string]bool{a.HashPart: true, b.HashPart: false})
+
+	// Pushed: no longer mirrored, even if mirrored again later.
+	a2 := a
+	a2.Mirrored, a2.CreatedAt = false, at(2*time.Minute)
+	if err := c.Publish(ctx, a2, catalog.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.CreatedAt = at(3 * time.Minute)
+	if err := c.Publish(ctx, a, catalog.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	graphMirrored("pushed", map[string]bool{a.HashPart: false, b.HashPart: false})
+	if p, err := c.Path(ctx, a.HashPart); err != nil || p.Mirrored {
+		t.Errorf("Path after a push: Mirrored %v, %v; want false", p.Mirrored, err)
+	}
 }

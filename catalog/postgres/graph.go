@@ -31,7 +31,7 @@ func (c *Catalog) graphBatch(ctx context.Context, after string) ([]catalog.Graph
 	var batch []catalog.GraphNode
 	err := c.query(ctx, func() error {
 		rows, err := c.pool.Query(ctx, `SELECT p.hash_part, p.store_path, n.key, n.file_size,
-			p.created_at, p.last_used,
+			p.created_at, p.last_used, p.mirrored,
 			ARRAY(SELECT r.reference FROM refs r WHERE r.referrer = p.hash_part)
 			FROM paths p JOIN nars n ON n.id = p.nar_id
 			WHERE p.hash_part > $1 ORDER BY p.hash_part LIMIT $2`, after, graphBatch)
@@ -42,7 +42,7 @@ func (c *Catalog) graphBatch(ctx context.Context, after string) ([]catalog.Graph
 		var g catalog.GraphNode
 		var created, used int64
 		_, err = pgx.ForEachRow(rows, []any{&g.HashPart, &g.StorePath, &g.NARKey, &g.FileSize,
-			&created, &used, &g.References}, func() error {
+			&created, &used, &g.Mirrored, &g.References}, func() error {
 			g.CreatedAt, g.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 			if len(g.References) == 0 {
 				g.References = nil

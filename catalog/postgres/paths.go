@@ -18,7 +18,7 @@ const walkBatch = 500
 // pathColumns are the columns scanPath reads, for paths p joined to nars
 // n, the references last.
 const pathColumns = `p.hash_part, p.store_path, n.key, p.nar_hash, p.nar_size, p.deriver,
-	p.narinfo, p.created_at, p.last_used,
+	p.narinfo, p.created_at, p.last_used, p.mirrored,
 	ARRAY(SELECT r.reference FROM refs r WHERE r.referrer = p.hash_part ORDER BY r.reference)`
 
 // scanPath reads one row of pathColumns, followed by columns read into
@@ -27,7 +27,7 @@ func scanPath(row pgx.Row, extra ...any) (catalog.Path, error) {
 	var p catalog.Path
 	var created, used int64
 	err := row.Scan(append([]any{&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
-		&p.NarInfo, &created, &used, &p.References}, extra...)...)
+		&p.NarInfo, &created, &used, &p.Mirrored, &p.References}, extra...)...)
 	p.CreatedAt, p.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 	if len(p.References) == 0 {
 		p.References = nil
@@ -113,17 +113,18 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		raced := false
 		if exists {
 			b.Queue(`UPDATE paths SET store_path = $1, nar_id = $2,
-				nar_size = $3, deriver = $4, narinfo = $5, last_used = GREATEST(last_used, $6)
+				nar_size = $3, deriver = $4, narinfo = $5, last_used = GREATEST(last_used, $6),
+				mirrored = mirrored AND $8
 				WHERE hash_part = $7`,
-				p.StorePath, narID, p.NarSize, p.Deriver, p.NarInfo, created, p.HashPart)
+				p.StorePath, narID, p.NarSize, p.Deriver, p.NarInfo, created, p.HashPart, p.Mirrored)
 			b.Queue(`DELETE FROM refs WHERE referrer = $1`, p.HashPart)
 		} else {
 			b.Queue(`INSERT INTO paths
 				(hash_part, store_path, nar_id, nar_hash, nar_size, deriver, narinfo, created_at,
-				 last_used)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+				 last_used, mirrored)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
 				ON CONFLICT (hash_part) DO NOTHING`,
-				p.HashPart, p.StorePath, narID, p.NarHash, p.NarSize, p.Deriver, p.NarInfo, created).
+				p.HashPart, p.StorePath, narID, p.NarHash, p.NarSize, p.Deriver, p.NarInfo, created, p.Mirrored).
 				Exec(func(tag pgconn.CommandTag) error {
 					raced = tag.RowsAffected() == 0
 					return nil

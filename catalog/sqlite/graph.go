@@ -31,7 +31,7 @@ func (c *Catalog) graphBatch(ctx context.Context, after string) ([]catalog.Graph
 	var batch []catalog.GraphNode
 	err := c.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT p.hash_part, p.store_path, n.key, n.file_size,
-			p.created_at, p.last_used
+			p.created_at, p.last_used, p.mirrored
 			FROM paths p JOIN nars n ON n.id = p.nar_id
 			WHERE p.hash_part > ? ORDER BY p.hash_part LIMIT ?`, after, graphBatch)
 		if err != nil {
@@ -43,7 +43,7 @@ func (c *Catalog) graphBatch(ctx context.Context, after string) ([]catalog.Graph
 			var g catalog.GraphNode
 			var created, used int64
 			if err := rows.Scan(&g.HashPart, &g.StorePath, &g.NARKey, &g.FileSize,
-				&created, &used); err != nil {
+				&created, &used, &g.Mirrored); err != nil {
 				return err
 			}
 			g.CreatedAt, g.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)

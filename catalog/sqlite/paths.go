@@ -15,7 +15,7 @@ const walkBatch = 500
 
 // pathColumns are the columns scanPath reads, for paths p joined to nars n.
 const pathColumns = `p.hash_part, p.store_path, n.key, p.nar_hash, p.nar_size, p.deriver,
-	p.narinfo, p.created_at, p.last_used`
+	p.narinfo, p.created_at, p.last_used, p.mirrored`
 
 // scanPath reads one row of pathColumns, followed by columns read into
 // extra; References are left empty.
@@ -23,7 +23,7 @@ func scanPath(row interface{ Scan(...any) error }, extra ...any) (catalog.Path, 
 	var p catalog.Path
 	var created, used int64
 	err := row.Scan(append([]any{&p.HashPart, &p.StorePath, &p.NARKey, &p.NarHash, &p.NarSize, &p.Deriver,
-		&p.NarInfo, &created, &used}, extra...)...)
+		&p.NarInfo, &created, &used, &p.Mirrored}, extra...)...)
 	p.CreatedAt, p.LastUsed = catalog.FromMillis(created), catalog.FromMillis(used)
 	return p, err
 }
@@ -62,9 +62,10 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 			return fmt.Errorf("%w: published with %s, not %s", catalog.ErrConflict, oldHash, p.NarHash)
 		case err == nil:
 			if _, err := tx.ExecContext(ctx, `UPDATE paths SET store_path = ?, nar_id = ?,
-				nar_size = ?, deriver = ?, narinfo = ?, last_used = max(last_used, ?)
+				nar_size = ?, deriver = ?, narinfo = ?, last_used = max(last_used, ?),
+				mirrored = mirrored AND ?
 				WHERE hash_part = ?`,
-				p.StorePath, narID, p.NarSize, p.Deriver, p.NarInfo, created, p.HashPart); err != nil {
+				p.StorePath, narID, p.NarSize, p.Deriver, p.NarInfo, created, p.Mirrored, p.HashPart); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM refs WHERE referrer = ?`, p.HashPart); err != nil {
@@ -73,10 +74,10 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 		case errors.Is(err, sql.ErrNoRows):
 			if _, err := tx.ExecContext(ctx, `INSERT INTO paths
 				(hash_part, store_path, nar_id, nar_hash, nar_size, deriver, narinfo, created_at,
-				 last_used)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				 last_used, mirrored)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				p.HashPart, p.StorePath, narID, p.NarHash, p.NarSize, p.Deriver, p.NarInfo,
-				created, created); err != nil {
+				created, created, p.Mirrored); err != nil {
 				return err
 			}
 		default:

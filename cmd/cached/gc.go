@@ -10,34 +10,54 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/gc"
 	"github.com/nix-cached/cached/stats"
+	"github.com/nix-cached/cached/upstream"
 )
 
 // gcFlags are the retention settings that `serve` and `gc` share.
 type gcFlags struct {
-	retention   time.Duration
-	maxSize     int64
-	uploadLease time.Duration
+	retention       time.Duration
+	mirrorRetention time.Duration
+	maxSize         int64
+	uploadLease     time.Duration
 }
 
 func addGCFlags(fs *flag.FlagSet) *gcFlags {
 	g := &gcFlags{retention: 365 * 24 * time.Hour, uploadLease: 24 * time.Hour}
 	fs.Var(durationFlag{&g.retention}, "retention", "keep paths used within this `duration` (and their closures); e.g. 365d, 30d, 12h")
+	fs.Var(durationFlag{&g.mirrorRetention}, "mirror-retention", "keep paths mirrored from an upstream only this `duration` after their last use when an upstream still has them (shorter than --retention; default: --retention)")
 	fs.Var(sizeFlag{&g.maxSize}, "max-size", "size `quota` for stored NARs (e.g. 500G); least recently used paths go first, closures stay whole (default: none)")
 	fs.Var(durationFlag{&g.uploadLease}, "upload-lease", "how long an uploaded NAR that no narinfo claims is kept")
 	return g
 }
 
-// collector builds the garbage collector for an opened cache.
-func (g *gcFlags) collector(b *backend, log *slog.Logger) (*gc.Collector, error) {
-	return gc.New(b.cat, b.store, gc.Options{
-		Retention:   g.retention,
-		MaxSize:     g.maxSize,
-		UploadLease: g.uploadLease,
-		Logger:      log,
-	})
+// collector builds the garbage collector for an opened cache; pull, the
+// upstreams (or nil), confirm what --mirror-retention may remove.
+func (g *gcFlags) collector(b *backend, log *slog.Logger, pull *upstream.Puller) (*gc.Collector, error) {
+	if g.mirrorRetention > 0 && g.mirrorRetention >= g.retention {
+		return nil, fmt.Errorf("%w: --mirror-retention %s is not shorter than --retention %s", errUsage, g.mirrorRetention, g.retention)
+	}
+	opt := gc.Options{
+		Retention:       g.retention,
+		MirrorRetention: g.mirrorRetention,
+		MaxSize:         g.maxSize,
+		UploadLease:     g.uploadLease,
+		Logger:          log,
+	}
+	if g.mirrorRetention > 0 {
+		if pull == nil {
+			return nil, fmt.Errorf("%w: --mirror-retention needs --upstream and --upstream-key, to ask whether an upstream still has a path", errUsage)
+		}
+		opt.UpstreamHas = func(ctx context.Context, hashPart string) bool {
+			_, err := pull.NarInfo(ctx, hashPart)
+			return err == nil
+		}
+	}
+	return gc.New(b.cat, b.store, opt)
 }
 
 // runGC collects garbage once, or with --dry-run prints what it would
@@ -47,6 +67,7 @@ func runGC(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
 	data := addDataFlags(fs)
 	g := addGCFlags(fs)
+	up := addUpstreamFlags(fs)
 	dry := fs.Bool("dry-run", false, "print what would be removed, and why, without removing anything")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,12 +75,16 @@ func runGC(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: gc takes no arguments, got %q", errUsage, fs.Args())
 	}
+	pull, err := up.puller(prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
 	b, err := data.openExisting(ctx)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
 	defer b.Close()
-	col, err := g.collector(b, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	col, err := g.collector(b, slog.New(slog.NewTextHandler(os.Stderr, nil)), pull)
 	if err != nil {
 		return err
 	}
@@ -220,7 +245,6 @@ func runPath(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs := flag.NewFlagSet("path rm", flag.ContinueOnError)
 	data := addDataFlags(fs)
-	g := addGCFlags(fs)
 	force := fs.Bool("force", false, "also remove every path that references it (and pins), so no closure breaks")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -237,7 +261,8 @@ func runPath(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("path rm: %w", err)
 	}
 	defer b.Close()
-	col, err := g.collector(b, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	// Retention plays no part in removing one path.
+	col, err := gc.New(b.cat, b.store, gc.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		return err
 	}

@@ -198,10 +198,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		redirect = presignTTL
 	}
-	col, err := f.gc.collector(b, log)
-	if err != nil {
-		return err
-	}
 	rec := usage.New(b.cat, nil, log)
 	reg := prometheus.NewRegistry()
 	met, err := metrics.New(reg)
@@ -216,6 +212,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	pull, err := f.upstream.puller(reg)
+	if err != nil {
+		return err
+	}
+	col, err := f.gc.collector(b, log, pull)
 	if err != nil {
 		return err
 	}
