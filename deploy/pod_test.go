@@ -17,11 +17,12 @@ import (
 
 // operatorOverlay writes a kustomization that builds on
 // deploy/kubernetes/<of>, as deploy/README.md tells operators to: body is
-// its text after the resources line, files are written next to it.
+// its text after the resources line, where $KUBERNETES stands for the
+// path to deploy/kubernetes; files are written next to it.
 func operatorOverlay(t *testing.T, of, body string, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	abs, err := filepath.Abs(filepath.Join("kubernetes", of))
+	abs, err := filepath.Abs("kubernetes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,8 @@ func operatorOverlay(t *testing.T, of, body string, files map[string]string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel + "\n" + body
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + filepath.Join(rel, of) + "\n" +
+		strings.ReplaceAll(body, "$KUBERNETES", rel)
 	files["kustomization.yaml"] = k
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {

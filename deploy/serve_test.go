@@ -16,6 +16,7 @@ import (
 
 // proc is a running `cached serve`.
 type proc struct {
+	client *http.Client // nil: http.DefaultClient
 	cmd    *exec.Cmd
 	URL    string
 	Stdout *syncbuf.Buffer
@@ -23,7 +24,7 @@ type proc struct {
 	done   chan error
 }
 
-var servingLine = regexp.MustCompile(`cached: serving (http://\S+)`)
+var servingLine = regexp.MustCompile(`cached: serving (https?://\S+)`)
 
 // patience bounds waits for a process, so that a hang fails instead of
 // blocking the test binary; nothing is asserted about durations.
@@ -99,7 +100,11 @@ func (p *proc) request(t *testing.T, method, path string, body io.Reader, header
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := p.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

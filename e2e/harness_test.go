@@ -50,7 +50,7 @@ type proc struct {
 	done   chan error
 }
 
-var servingLine = regexp.MustCompile(`cached: serving (http://\S+)`)
+var servingLine = regexp.MustCompile(`cached: serving (https?://\S+)`)
 
 // start runs `cached serve args...` in dir with extra environment and waits
 // until it prints the address it serves. Pass --listen 127.0.0.1:0 to get a

@@ -60,7 +60,13 @@ func substitute(t *testing.T, nix *nixtest.Nix, url, key, top string, want map[s
 // substituteWith is substitute with extra nix.conf lines.
 func substituteWith(t *testing.T, nix *nixtest.Nix, url, key, top string, want map[string]string, extraConf ...string) {
 	t.Helper()
-	c := nix.New(t, append([]string{"substituters = " + url, "trusted-public-keys = " + key}, extraConf...)...)
+	substituteBy(t, nix.New(t, append([]string{"substituters = " + url, "trusted-public-keys = " + key}, extraConf...)...), url, top, want)
+}
+
+// substituteBy is substitute by a client whose nix.conf has url as its
+// substituter and trusts its key.
+func substituteBy(t *testing.T, c *nixtest.Client, url, top string, want map[string]string) {
+	t.Helper()
 	_, stderr, err := c.Try("nix-store", "-r", top)
 	if err != nil {
 		t.Fatalf("substituting %s: %v\n%s", top, err, stderr)

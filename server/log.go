@@ -123,6 +123,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if r.ContentLength > 0 {
 				attrs = append(attrs, slog.Int64("body", r.ContentLength))
 			}
+			if r.ProtoMajor != 1 {
+				attrs = append(attrs, slog.String("proto", r.Proto))
+			}
 			// A 404 is an ordinary answer ("not in this cache"): its reason
 			// would only repeat the path.
 			if rec.err != nil && status != http.StatusNotFound {

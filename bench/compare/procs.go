@@ -40,7 +40,7 @@ func (s *server) watch(first <-chan struct{}) {
 	}()
 }
 
-var servingLine = regexp.MustCompile(`cached: serving (http://\S+)`)
+var servingLine = regexp.MustCompile(`cached: serving (https?://\S+)`)
 
 // startCached runs `cached serve` on dataDir with a push token and the
 // default logging (a line per request, to a file), and waits until it

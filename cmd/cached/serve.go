@@ -62,12 +62,14 @@ type serveFlags struct {
 	upstream        *upstreamFlags
 	s3Redirect      bool
 	procs           int
+	tls             *tlsFlags
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	f := &serveFlags{data: addDataFlags(fs)}
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to listen on (use :8080 for every interface)")
+	f.tls = addTLSFlags(fs)
 	fs.Var(&f.signingKeys, "signing-key-file", "secret key `file` to sign narinfos with (repeatable; default: DATA-DIR/signing-key, generated on first start)")
 	fs.StringVar(&f.pushTokenFile, "push-token-file", "", "`file` of push tokens, one a line (in addition to `cached token create`)")
 	fs.StringVar(&f.readTokenFile, "read-token-file", "", "`file` of read tokens, one a line; when set, reads need a token")
@@ -244,6 +246,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
+	tlsConfig, err := f.tls.config(log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
@@ -253,12 +259,17 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig, // net/http adds HTTP/2 (ALPN h2) to it
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
 	}
 	for _, p := range pubs {
 		fmt.Fprintf(stdout, "public key: %s\n", p)
 	}
-	fmt.Fprintf(stdout, "cached: serving http://%s (store %s, data %s)\n", ln.Addr(), f.storeDir, f.data.dataDir)
-	log.Info("serving", "addr", ln.Addr().String(), "store_dir", f.storeDir, "data_dir", f.data.dataDir,
+	fmt.Fprintf(stdout, "cached: serving %s://%s (store %s, data %s)\n", scheme, ln.Addr(), f.storeDir, f.data.dataDir)
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "store_dir", f.storeDir, "data_dir", f.data.dataDir,
 		"public_keys", len(pubs), "public_read", authCfg.PublicRead, "procs", procs)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
@@ -280,7 +291,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
