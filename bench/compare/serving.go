@@ -28,7 +28,7 @@ func (b *bench) measureServing(ctx context.Context, r *results, ngx, cch *server
 	if err != nil {
 		return err
 	}
-	r.NarInfo = map[string]map[int][2]load{"hit": {}, "miss": {}}
+	r.NarInfo = map[string]map[int]compared{"hit": {}, "miss": {}}
 	for _, kind := range []string{"hit", "miss"} {
 		file := hitFile
 		if kind == "miss" {
@@ -77,7 +77,7 @@ func (b *bench) measureServing(ctx context.Context, r *results, ngx, cch *server
 		}
 	}
 	r.NARBytes = bestSize
-	r.NAR = map[int][2]load{}
+	r.NAR = map[int]compared{}
 	for _, conns := range []int{1, 16} {
 		pair, err := b.alternate(ctx, ngx, cch, func(s *server) (load, error) {
 			url, err := narURL(ctx, s.URL, best)
@@ -103,26 +103,36 @@ func (b *bench) measureServing(ctx context.Context, r *results, ngx, cch *server
 	return nil
 }
 
+// compared is one load measured on both servers b.repeat times.
+type compared struct {
+	Median [2]load      // each server's run with the median throughput: {nginx, cached}
+	Ratios []float64    // cached's throughput over nginx's, run after run
+	Runs   [2][]float64 // each server's throughput, run after run
+}
+
 // alternate runs measure b.repeat times on each server, nginx then cached
 // then nginx again…, so that drift in a shared machine's speed touches
-// both alike, and keeps each server's run with the median throughput.
-func (b *bench) alternate(ctx context.Context, ngx, cch *server, measure func(*server) (load, error)) ([2]load, error) {
+// both alike. Each cached run is compared with the nginx run before it.
+func (b *bench) alternate(ctx context.Context, ngx, cch *server, measure func(*server) (load, error)) (compared, error) {
 	var runs [2][]load
+	var c compared
 	for range b.repeat {
 		for i, s := range []*server{ngx, cch} {
 			l, err := measure(s)
 			if err != nil {
-				return [2]load{}, err
+				return compared{}, err
 			}
 			runs[i] = append(runs[i], l)
+			c.Runs[i] = append(c.Runs[i], l.RPS())
 		}
+		n := len(runs[0]) - 1
+		c.Ratios = append(c.Ratios, runs[1][n].RPS()/runs[0][n].RPS())
 	}
-	var pair [2]load
 	for i, rs := range runs {
 		slices.SortFunc(rs, func(a, b load) int { return cmp.Compare(a.RPS(), b.RPS()) })
-		pair[i] = rs[len(rs)/2]
+		c.Median[i] = rs[len(rs)/2]
 	}
-	return pair, nil
+	return c, nil
 }
 
 // fetch GETs url and returns the status and body.
