@@ -1,14 +1,15 @@
 # cached: a Nix binary cache server.
 GO ?= go
 FUZZTIME ?= 10s
-# Tests that need the Nix client, MinIO, PostgreSQL, kustomize, Chromium or nginx fail
-# instead of skipping.
+# Tests that need the Nix client, MinIO, PostgreSQL, kustomize, Chromium, nginx
+# or systemd-analyze fail instead of skipping.
 export CACHED_REQUIRE_NIX ?= 1
 export CACHED_REQUIRE_MINIO ?= 1
 export CACHED_REQUIRE_POSTGRES ?= 1
 export CACHED_REQUIRE_KUSTOMIZE ?= 1
 export CACHED_REQUIRE_CHROMIUM ?= 1
 export CACHED_REQUIRE_NGINX ?= 1
+export CACHED_REQUIRE_SYSTEMD_ANALYZE ?= 1
 # Where scripts/test-deps puts MinIO and kustomize; the tests look there too.
 export CACHED_MINIO ?= $(HOME)/.cache/cached-ci/bin/minio
 export CACHED_KUSTOMIZE ?= $(HOME)/.cache/cached-ci/bin/kustomize

@@ -127,6 +127,9 @@ func buildContext(t *testing.T, dst string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	var total int64
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

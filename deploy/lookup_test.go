@@ -17,7 +17,7 @@ var (
 	flagNames map[string]bool
 )
 
-var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)`)
+var flagLine = regexp.MustCompile(`(?m)^  --?([a-z0-9][a-z0-9-]*)`)
 
 // serveFlags returns the flag names of `cached serve`, read from the
 // binary's own -h output.

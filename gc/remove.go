@@ -228,3 +228,62 @@ func (c *Collector) referrerClosure(ctx context.Context, hashPart string) ([]cat
 	}
 	return order, nil
 }
+
+// PlanRemovePath is RemovePath without removing anything (`cached path rm
+// --dry-run`): what it would remove, in order, and the pins that go with
+// those paths (with force; without it a pinned path is refused). It
+// returns the refusals RemovePath would.
+func (c *Collector) PlanRemovePath(ctx context.Context, hashPart string, force bool) ([]Doomed, []catalog.Pin, error) {
+	var order []catalog.Path
+	if force {
+		var err error
+		if order, err = c.referrerClosure(ctx, hashPart); err != nil {
+			return nil, nil, err
+		}
+		if len(order) == 0 {
+			return nil, nil, fmt.Errorf("gc: removing %s: %w", hashPart, catalog.ErrNotFound)
+		}
+	} else {
+		p, err := c.cat.Path(ctx, hashPart)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gc: removing %s: %w", hashPart, err)
+		}
+		refs, err := c.cat.Referrers(ctx, hashPart)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gc: finding the referrers of %s: %w", p.StorePath, err)
+		}
+		if slices.ContainsFunc(refs, func(r string) bool { return r != hashPart }) {
+			return nil, nil, c.referencedError(ctx, hashPart, catalog.ErrReferenced)
+		}
+		order = []catalog.Path{p}
+	}
+	pins, err := c.cat.Pins(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gc: listing pins: %w", err)
+	}
+	doomed := make(map[string]bool, len(order))
+	out := make([]Doomed, 0, len(order))
+	target := order[len(order)-1].StorePath
+	for _, p := range order {
+		doomed[p.HashPart] = true
+		d := Doomed{HashPart: p.HashPart, StorePath: p.StorePath, CreatedAt: p.CreatedAt, LastUsed: p.LastUsed,
+			Reason: "removed on request"}
+		if p.HashPart != hashPart {
+			d.Reason = "depends on " + target + ", removed on request"
+		}
+		if n, err := c.cat.LookupNAR(ctx, p.NARKey); err == nil {
+			d.FileSize = n.FileSize
+		}
+		out = append(out, d)
+	}
+	var unpinned []catalog.Pin
+	for _, p := range pins {
+		if doomed[p.HashPart] {
+			unpinned = append(unpinned, p)
+		}
+	}
+	if !force && len(unpinned) > 0 {
+		return nil, nil, fmt.Errorf("gc: %s is pinned (remove its pins first, or force): %w", order[0].StorePath, catalog.ErrPinned)
+	}
+	return out, unpinned, nil
+}

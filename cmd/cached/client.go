@@ -34,7 +34,7 @@ type clientFlags struct {
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
-		token:     fs.String("token", "", "a token for the cache (a push token to push; a read token to read a private cache)"),
+		token:     fs.String("token", "", "a `token` for the cache (a push token to push; a read token to read a private cache)"),
 		tokenFile: fs.String("token-file", "", "read the token from this `file`"),
 	}
 }
@@ -57,15 +57,6 @@ func (c clientFlags) tokenValue() (string, error) {
 		return "", fmt.Errorf("%w: the token holds whitespace", errUsage)
 	}
 	return token, nil
-}
-
-// usageFlags makes -h print a command's usage and flags.
-func usageFlags(fs *flag.FlagSet, usage string) {
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), usage)
-		fmt.Fprintln(fs.Output(), "\nflags:")
-		fs.PrintDefaults()
-	}
 }
 
 func runUse(ctx context.Context, args []string, stdout io.Writer) error {

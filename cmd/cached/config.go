@@ -65,7 +65,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && f.Name != "config" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+				envErr = fmt.Errorf("%w: %s=%q: %s", errUsage, envName(f.Name), v, valueError(f, err.Error()))
 			}
 		}
 	})
@@ -84,11 +84,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(out)
+				fs.SetOutput(helpOutput)
 				fs.Usage()
 				return err
 			}
-			return fmt.Errorf("%w: %v (cached %s -h lists its flags)", errUsage, err, fs.Name())
+			return fmt.Errorf("%w: %v (cached %s -h lists its flags)", errUsage, flagError(fs, err), fs.Name())
 		}
 		if fs.NArg() == 0 {
 			break
@@ -140,13 +140,13 @@ func applyConfig(fs *flag.FlagSet, r io.Reader, path string) error {
 		name, val, ok := strings.Cut(text, "=")
 		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
 		if !ok || name == "" {
-			return fmt.Errorf("%s:%d: want `name = value`", path, line)
+			return fmt.Errorf("%w: %s:%d: want `name = value`", errUsage, path, line)
 		}
 		if name == "config" || fs.Lookup(name) == nil {
-			return fmt.Errorf("%s:%d: unknown setting %q", path, line, name)
+			return fmt.Errorf("%w: %s:%d: unknown setting %q", errUsage, path, line, name)
 		}
 		if err := fs.Set(name, val); err != nil {
-			return fmt.Errorf("%s:%d: %s: %w", path, line, name, err)
+			return fmt.Errorf("%w: %s:%d: %s = %q: %s", errUsage, path, line, name, val, valueError(fs.Lookup(name), err.Error()))
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -154,6 +154,9 @@ func applyConfig(fs *flag.FlagSet, r io.Reader, path string) error {
 	}
 	return nil
 }
+
+// helpOutput is where -h prints: the command's standard output.
+var helpOutput io.Writer = os.Stdout
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,6 +41,9 @@ func addGCFlags(fs *flag.FlagSet) *gcFlags {
 // collector builds the garbage collector for an opened cache; pull, the
 // upstreams (or nil), confirm what --mirror-retention may remove.
 func (g *gcFlags) collector(b *backend, log *slog.Logger, pull *upstream.Puller) (*gc.Collector, error) {
+	if g.retention <= 0 {
+		return nil, fmt.Errorf("%w: --retention %s: want a positive duration, such as 365d or 30d", errUsage, durationFlag{&g.retention})
+	}
 	if g.mirrorRetention > 0 && g.mirrorRetention >= g.retention {
 		return nil, fmt.Errorf("%w: --mirror-retention %s is not shorter than --retention %s", errUsage, g.mirrorRetention, g.retention)
 	}
@@ -65,6 +71,12 @@ func (g *gcFlags) collector(b *backend, log *slog.Logger, pull *upstream.Puller)
 // is already running (the server's, or another gc), it says so and fails.
 func runGC(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	usageFlags(fs, `usage: cached gc [--dry-run] [--retention D] [--max-size SIZE] [flags]
+
+Removes what is not pinned, not used within the retention, and not in the
+closure of a path that stays; with --max-size, the least recently used
+closures go first until the rest fits. It works while a server runs on the
+same data, and refuses while another collection runs.`)
 	data := addDataFlags(fs)
 	g := addGCFlags(fs)
 	up := addUpstreamFlags(fs)
@@ -135,34 +147,54 @@ func printSummary(w io.Writer, p gc.Plan, verb string, n int, bytes int64) {
 	}
 }
 
-const pinUsage = `usage:
-  cached pin add NAME STOREPATH [--keep N] [--expires DURATION]
-  cached pin rm NAME
-  cached pin ls`
+// pinCommands are the subcommands of cached pin.
+var pinCommands = []subcommand{
+	{"add", "NAME STOREPATH [--keep N] [--expires DURATION]"},
+	{"rm", "NAME"},
+	{"ls", ""},
+}
+
+const pinWhat = `Named roots: a pinned path keeps its whole closure through every
+collection, whatever the retention and the quota.`
 
 // runPin manages named roots: a pinned path keeps its whole closure.
 func runPin(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, pinUsage)
+	sub, err := groupCommand(stdout, "pin", pinWhat, pinCommands, args)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("pin "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("pin "+sub, flag.ContinueOnError)
 	data := addDataFlags(fs)
-	keep := fs.Int("keep", 0, "keep the previous `N` paths of this name pinned too")
+	keep := new(int)
 	var expires time.Duration
-	fs.Var(durationFlag{&expires}, "expires", "the pin lapses after this `duration` (default: never)")
+	switch sub {
+	case "add":
+		usageFlags(fs, subUsage("pin", pinCommands, sub, `Pins STOREPATH (a store path, its basename or hash part, published in
+the cache) under NAME. Adding a pin with an existing name makes the new
+path the name's current pin.`))
+		keep = fs.Int("keep", 0, "keep the previous `N` paths of this name pinned too")
+		fs.Var(durationFlag{&expires}, "expires", "the pin lapses after this `duration` (default: never)")
+	case "rm":
+		usageFlags(fs, subUsage("pin", pinCommands, sub, "Removes the pins called NAME (the current one and kept previous ones)."))
+	case "ls":
+		usageFlags(fs, subUsage("pin", pinCommands, sub, "Lists the pins: name, path, current or previous, created, expiry."))
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	}
+	if want := map[string]int{"add": 2, "rm": 1, "ls": 0}[sub]; fs.NArg() != want {
+		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(subUsage("pin", pinCommands, sub, ""), "usage: "))
+	}
+	if *keep < 0 {
+		return fmt.Errorf("%w: --keep %d: want 0 or more", errUsage, *keep)
 	}
 	b, err := data.openExisting(ctx)
 	if err != nil {
 		return fmt.Errorf("pin: %w", err)
 	}
 	defer b.Close()
-	switch {
-	case args[0] == "add" && fs.NArg() == 2:
-		if *keep < 0 {
-			return fmt.Errorf("%w: --keep must not be negative", errUsage)
-		}
+	switch sub {
+	case "add":
 		p, err := lookupPath(ctx, b.cat, fs.Arg(1))
 		if err != nil {
 			return err
@@ -176,27 +208,30 @@ func runPin(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "pinned %s as %s\n", p.StorePath, pin.Name)
 		return nil
-	case args[0] == "rm" && fs.NArg() == 1:
-		return b.cat.RemovePin(ctx, fs.Arg(0))
-	case args[0] == "ls" && fs.NArg() == 0:
-		pins, err := b.cat.Pins(ctx)
-		if err != nil {
+	case "rm":
+		if err := b.cat.RemovePin(ctx, fs.Arg(0)); errors.Is(err, catalog.ErrNotFound) {
+			return fmt.Errorf("no pin named %q (cached pin ls lists them)", fs.Arg(0))
+		} else if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		for _, p := range pins {
-			state, expiry := "current", "never"
-			if !p.Current {
-				state = "previous"
-			}
-			if !p.ExpiresAt.IsZero() {
-				expiry = p.ExpiresAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\texpires %s\n", p.Name, p.StorePath, state, p.CreatedAt.UTC().Format(time.RFC3339), expiry)
-		}
-		return tw.Flush()
+		return nil
 	}
-	return fmt.Errorf("%w: %s", errUsage, pinUsage)
+	pins, err := b.cat.Pins(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, p := range pins {
+		state, expiry := "current", "never"
+		if !p.Current {
+			state = "previous"
+		}
+		if !p.ExpiresAt.IsZero() {
+			expiry = p.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\texpires %s\n", p.Name, p.StorePath, state, p.CreatedAt.UTC().Format(time.RFC3339), expiry)
+	}
+	return tw.Flush()
 }
 
 // lookupPath finds a published path from a store path, a basename or a
@@ -217,10 +252,17 @@ func lookupPath(ctx context.Context, cat catalog.Catalog, arg string) (catalog.P
 // admin endpoint serves).
 func runStats(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	usageFlags(fs, `usage: cached stats [--json]
+
+Prints what the cache holds: paths, NARs and bytes, bytes by last use,
+uploads no narinfo claimed yet, pins, and the last collection.`)
 	data := addDataFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON, as GET /_cached/stats serves it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: stats takes no arguments, got %q", errUsage, fs.Args())
 	}
 	b, err := data.openExisting(ctx)
 	if err != nil {
@@ -237,20 +279,27 @@ func runStats(ctx context.Context, args []string, stdout io.Writer) error {
 	return rep.WriteText(stdout)
 }
 
-// runPath handles `cached path rm STOREPATH [--force]`.
+// pathCommands are the subcommands of cached path.
+var pathCommands = []subcommand{{"rm", "STOREPATH [--force] [--dry-run]"}}
+
+// runPath handles `cached path rm STOREPATH [--force] [--dry-run]`.
 func runPath(ctx context.Context, args []string, stdout io.Writer) error {
-	const usage = "cached path rm STOREPATH [--force]"
-	if len(args) == 0 || args[0] != "rm" {
-		return fmt.Errorf("%w: %s", errUsage, usage)
+	sub, err := groupCommand(stdout, "path", "Removes one path from the cache, now, whatever the retention.", pathCommands, args)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("path rm", flag.ContinueOnError)
+	fs := flag.NewFlagSet("path "+sub, flag.ContinueOnError)
+	usageFlags(fs, subUsage("path", pathCommands, sub, `Removes STOREPATH (a store path, its basename or hash part) from the cache,
+with its NAR when no other path shares it, and its build log. A path that
+other paths reference, or that is pinned, is refused unless --force.`))
 	data := addDataFlags(fs)
-	force := fs.Bool("force", false, "also remove every path that references it (and pins), so no closure breaks")
+	force := fs.Bool("force", false, "also remove every path that references it, directly or not, and their pins, so no closure breaks")
+	dry := fs.Bool("dry-run", false, "print what would be removed, and which pins would go, without removing anything")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: %s", errUsage, usage)
+		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(subUsage("path", pathCommands, sub, ""), "usage: "))
 	}
 	hash, err := hashPartOf(fs.Arg(0))
 	if err != nil {
@@ -266,10 +315,31 @@ func runPath(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	plan, pins, err := col.PlanRemovePath(ctx, hash, *force)
+	if err != nil {
+		return fmt.Errorf("path rm: %w", err)
+	}
+	if *dry {
+		printPlan(stdout, plan, "would remove")
+		printUnpinned(stdout, pins, "would unpin")
+		return nil
+	}
 	removed, err := col.RemovePath(ctx, hash, *force)
 	printPlan(stdout, removed, "removed")
+	gone := map[string]bool{}
+	for _, d := range removed {
+		gone[d.HashPart] = true
+	}
+	printUnpinned(stdout, slices.DeleteFunc(pins, func(p catalog.Pin) bool { return !gone[p.HashPart] }), "unpinned")
 	if err != nil {
 		return fmt.Errorf("path rm: %w", err)
 	}
 	return nil
+}
+
+// printUnpinned lists the pins that go with removed paths.
+func printUnpinned(w io.Writer, pins []catalog.Pin, verb string) {
+	for _, p := range pins {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", verb, p.Name, p.StorePath)
+	}
 }

@@ -22,7 +22,7 @@ func TestPostBuildHook(t *testing.T) {
 		{"unknown derivation", "", "/nix/store/00000000000000000000000000000000-x.drv", nil, 0, "the outputs of /nix/store/00000000000000000000000000000000-x.drv are unknown"},
 		{"path that is not there", "/nix/store/00000000000000000000000000000000-x", "", nil, 0, "push to http://127.0.0.1:9 failed; the build is not affected"},
 		{"an argument", "", "", []string{"extra"}, 2, "takes no arguments"},
-		{"a bad flag", "", "", []string{"--timeout", "soon"}, 2, "invalid value"},
+		{"a bad flag", "", "", []string{"--timeout", "soon"}, 2, `--timeout "soon": want a duration`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("OUT_PATHS", c.outPaths)

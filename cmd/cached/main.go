@@ -25,8 +25,12 @@ usage:
   cached gc [--dry-run] [--retention D]       remove what is not pinned, recently used or in their closures
   cached pin add NAME STOREPATH [--keep N] [--expires D] | pin rm NAME | pin ls
                                               named roots: a pinned path keeps its whole closure
-  cached path rm STOREPATH [--force]          remove one path (--force: with everything that references it)
+  cached path rm STOREPATH [--force] [--dry-run]
+                                              remove one path (--force: with everything that references it)
   cached stats [--json]                       paths, bytes, bytes by last use, pins, last gc
+  cached version                              the version and revision this binary was built from
+
+cached COMMAND -h (or cached help COMMAND) lists the flags of a command.
 
 On the machines that use a cache:
   cached use URL [--token T]                  configure Nix to substitute from the cache (and push to it)
@@ -50,6 +54,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
 		return 2
+	}
+	helpOutput = stdout
+	if args[0] == "help" && len(args) > 1 {
+		args = append(args[1:2], "-h")
+	}
+	if args[0] != "post-build-hook" { // Nix runs the hook: its output goes to the build log
+		warnUnknownEnv(stderr, os.Environ())
 	}
 	var err error
 	switch args[0] {
@@ -77,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCollect(ctx, args[1:], stdout)
 	case "post-build-hook":
 		err = runPostBuildHook(ctx, args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version())
+		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return 0

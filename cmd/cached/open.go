@@ -31,8 +31,8 @@ type dataFlags struct {
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
 	d := &dataFlags{}
 	fs.StringVar(&d.dataDir, "data-dir", "cached-data", "`directory` holding the database, generated keys and (by default) the blobs")
-	fs.StringVar(&d.storage, "storage", "", "where blobs live: file:///PATH, or s3://BUCKET/PREFIX?endpoint=URL&region=R (default: file://DATA-DIR/blobs)")
-	fs.StringVar(&d.database, "database", "", "where metadata lives: postgres://USER:PASSWORD@HOST/DB, or sqlite:///PATH (default: SQLite in DATA-DIR/cached.db)")
+	fs.StringVar(&d.storage, "storage", "", "where blobs live (`URL`): file:///PATH, or s3://BUCKET/PREFIX?endpoint=URL&region=R (default: file://DATA-DIR/blobs)")
+	fs.StringVar(&d.database, "database", "", "where metadata lives (`URL`): postgres://USER:PASSWORD@HOST/DB, or sqlite:///PATH (default: SQLite in DATA-DIR/cached.db)")
 	return d
 }
 

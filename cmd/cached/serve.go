@@ -67,6 +67,12 @@ type serveFlags struct {
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	usageFlags(fs, `usage: cached serve [flags]
+
+Serves the binary cache: substitution (narinfo, NAR, listings, build logs)
+for Nix clients, and verified uploads with a push token (nix copy --to).
+Run with no flags it keeps everything in ./cached-data and listens on
+127.0.0.1:8080.`)
 	f := &serveFlags{data: addDataFlags(fs)}
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to listen on (use :8080 for every interface)")
 	f.tls = addTLSFlags(fs)
@@ -76,7 +82,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.storeDir, "store-dir", storepath.DefaultStoreDir, "Nix store `directory` of the cached paths")
 	fs.IntVar(&f.priority, "priority", 30, "substituter `priority` advertised in nix-cache-info (lower is tried first; cache.nixos.org is 40)")
 	fs.BoolVar(&f.wantMassQuery, "want-mass-query", true, "advertise WantMassQuery in nix-cache-info")
-	fs.StringVar(&f.narCompression, "nar-compression", ingest.ModeZstd, "how NARs are stored: `zstd` (transcode xz, bzip2, gzip and none to zstd) or keep (as uploaded)")
+	fs.StringVar(&f.narCompression, "nar-compression", ingest.ModeZstd, "how NARs are stored (`mode`): zstd (transcode xz, bzip2, gzip and none to zstd) or keep (as uploaded)")
 	fs.IntVar(&f.zstdLevel, "zstd-level", 3, "zstd `level` for transcoded NARs (1-22)")
 	fs.BoolVar(&f.allowIncomplete, "allow-incomplete-closures", false, "publish paths whose references are not in the cache")
 	f.gc = addGCFlags(fs)
@@ -94,7 +100,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	f.maxNARSize = ingest.DefaultMaxNARSize
 	fs.Var(sizeFlag{&f.maxNARSize}, "max-nar-size", "refuse (413) a NAR that expands to more than this `size` (0: no limit)")
 	fs.Var(sizeFlag{&f.narinfoCache}, "narinfo-cache", "`memory` for narinfos (and known misses) kept in memory, followed through the catalog's change log (0: none)")
-	fs.IntVar(&f.procs, "procs", 0, "Go processors (GOMAXPROCS) to run with (0: 4 per CPU, or the CPU quota or GOMAXPROCS when set)")
+	fs.IntVar(&f.procs, "procs", 0, "Go processors (GOMAXPROCS, a `number`) to run with (0: 4 per CPU, or the CPU quota or GOMAXPROCS when set)")
 	return fs, f
 }
 

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nix-cached/cached/auth"
@@ -24,43 +26,66 @@ func createToken(ctx context.Context, cat catalog.Catalog, name string, scope ca
 	return secret, nil
 }
 
-const tokenUsage = `usage:
-  cached token create [--name NAME] [--scope push|read|admin] [--data-dir DIR]
-  cached token ls [--data-dir DIR]
-  cached token rm NAME [--data-dir DIR]`
+// tokenCommands are the subcommands of cached token.
+var tokenCommands = []subcommand{
+	{"create", "[--name NAME] [--scope push|read|admin]"},
+	{"ls", ""},
+	{"rm", "NAME"},
+}
+
+const tokenWhat = `Manages the tokens stored (hashed) in the catalog: push tokens upload,
+read tokens read a private cache, admin tokens do everything. It works
+while a server runs on the same data directory.`
 
 // runToken manages the tokens stored (hashed) in the catalog. It works
 // while a server runs on the same data directory.
 func runToken(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, tokenUsage)
+	sub, err := groupCommand(stdout, "token", tokenWhat, tokenCommands, args)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
 	data := addDataFlags(fs)
-	name := fs.String("name", "", "token `name` (default: token-<time>)")
-	scope := fs.String("scope", string(catalog.ScopePush), "what the token allows: `push` (and read), read, or admin (everything)")
+	var name, scope *string
+	switch sub {
+	case "create":
+		usageFlags(fs, subUsage("token", tokenCommands, sub, "Creates a token and prints its secret, once: only its hash is stored."))
+		name = fs.String("name", "", "token `name` (default: token-<time>)")
+		scope = fs.String("scope", string(catalog.ScopePush), "what the token allows: `push` (and read), read, or admin (everything)")
+	case "ls":
+		usageFlags(fs, subUsage("token", tokenCommands, sub, "Lists the tokens: name, scope, creation time."))
+	case "rm":
+		usageFlags(fs, subUsage("token", tokenCommands, sub, "Removes the token called NAME: it stops working at once."))
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
+	wantArgs := map[string]int{"create": 0, "ls": 0, "rm": 1}[sub]
+	if fs.NArg() != wantArgs {
+		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(subUsage("token", tokenCommands, sub, ""), "usage: "))
+	}
+	var sc catalog.Scope
+	if sub == "create" {
+		sc = catalog.Scope(*scope)
+		if sc != catalog.ScopePush && sc != catalog.ScopeRead && sc != catalog.ScopeAdmin {
+			return fmt.Errorf("%w: --scope %q: want push, read or admin", errUsage, *scope)
+		}
+	}
 	b, err := data.openExisting(ctx)
 	if err != nil {
-		return fmt.Errorf("token %s: %w", args[0], err)
+		return fmt.Errorf("token %s: %w", sub, err)
 	}
 	defer b.Close()
-	switch args[0] {
+	switch sub {
 	case "create":
-		if fs.NArg() != 0 {
-			return fmt.Errorf("%w: %s", errUsage, tokenUsage)
-		}
-		sc := catalog.Scope(*scope)
-		if sc != catalog.ScopePush && sc != catalog.ScopeRead && sc != catalog.ScopeAdmin {
-			return fmt.Errorf("%w: --scope %q (want push, read or admin)", errUsage, *scope)
-		}
 		n := *name
 		if n == "" {
 			n = "token-" + time.Now().UTC().Format("20060102-150405")
 		}
 		secret, err := createToken(ctx, b.cat, n, sc)
+		if errors.Is(err, catalog.ErrConflict) {
+			return fmt.Errorf("a token named %q exists already: choose another --name, or remove it first (cached token rm %s)", n, n)
+		}
 		if err != nil {
 			return err
 		}
@@ -75,11 +100,11 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "%s\t%s\t%s\n", t.Name, t.Scope, t.CreatedAt.UTC().Format(time.RFC3339))
 		}
 		return nil
-	case "rm":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: %s", errUsage, tokenUsage)
-		}
-		return b.cat.DeleteToken(ctx, fs.Arg(0))
 	}
-	return fmt.Errorf("%w: unknown token command %q\n%s", errUsage, args[0], tokenUsage)
+	if err := b.cat.DeleteToken(ctx, fs.Arg(0)); errors.Is(err, catalog.ErrNotFound) {
+		return fmt.Errorf("no token named %q (cached token ls lists them)", fs.Arg(0))
+	} else if err != nil {
+		return err
+	}
+	return nil
 }

@@ -22,7 +22,7 @@ type upstreamFlags struct {
 
 func addUpstreamFlags(fs *flag.FlagSet) *upstreamFlags {
 	f := &upstreamFlags{timeout: upstream.DefaultTimeout, missTTL: upstream.DefaultMissTTL}
-	fs.Var(&f.urls, "upstream", "a binary cache to mirror paths from on a miss (pull-through; repeatable, in priority order)")
+	fs.Var(&f.urls, "upstream", "a binary cache (`URL`) to mirror paths from on a miss (pull-through; repeatable, in priority order)")
 	fs.Var(&f.keys, "upstream-key", "a `key` (NAME:BASE64) that narinfos from the upstreams must be signed by (repeatable)")
 	fs.StringVar(&f.caFile, "upstream-ca-file", "", "extra CA certificates (PEM `file`) for HTTPS upstreams")
 	fs.StringVar(&f.tokenFile, "upstream-token-file", "", "a `file` holding the password (token) for private upstreams, sent as HTTP Basic auth as Nix sends a netrc password")

@@ -16,13 +16,20 @@ import (
 type durationFlag struct{ d *time.Duration }
 
 func (f durationFlag) String() string {
-	if f.d == nil {
-		return ""
+	if f.d == nil || *f.d == 0 {
+		return "0"
 	}
-	if *f.d != 0 && *f.d%(24*time.Hour) == 0 {
+	if *f.d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", *f.d/(24*time.Hour))
 	}
-	return f.d.String()
+	s := f.d.String() // "10m0s", "1h30m0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (f durationFlag) Set(s string) error {
@@ -59,7 +66,19 @@ func (f sizeFlag) String() string {
 	if f.n == nil || *f.n == 0 {
 		return ""
 	}
-	return strconv.FormatInt(*f.n, 10)
+	return formatSize(*f.n)
+}
+
+// formatSize writes n as parseSize reads it: in the largest binary unit
+// that divides it (32MiB, 64GiB), or in bytes.
+func formatSize(n int64) string {
+	for i := 4; i >= 0; i-- {
+		unit := int64(1) << (10 * (i + 1))
+		if n%unit == 0 {
+			return strconv.FormatInt(n/unit, 10) + string("KMGTP"[i]) + "iB"
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func (f sizeFlag) Set(s string) error {

@@ -17,6 +17,12 @@ var errProblems = errors.New("the cache is inconsistent")
 // and a summary. It works while a server runs on the same data directory.
 func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	usageFlags(fs, `usage: cached verify [--contents]
+
+Checks the cache's consistency: every published path has its NAR, listing
+and references, nothing is half deleted, nothing is quarantined. With
+--contents it also re-reads every NAR and checks its hashes and sizes.
+It prints one line per problem and exits 1 if there is any.`)
 	data := addDataFlags(fs)
 	contents := fs.Bool("contents", false, "also re-read every NAR file and check its hashes and sizes")
 	if err := parseFlags(fs, args); err != nil {
