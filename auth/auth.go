@@ -24,6 +24,11 @@ import (
 // it asks for. It carries no detail, by design.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrForbidden is returned when a request carries a valid token that does
+// not grant what it asks for (a read token pushing). Its message says
+// which scope was needed, nothing else.
+var ErrForbidden = errors.New("forbidden")
+
 // secretPrefix marks our tokens so that secret scanners can find leaked ones.
 const secretPrefix = "cached_"
 
@@ -113,8 +118,9 @@ func (a *Authenticator) PublicRead() bool { return a.publicRead }
 
 // Check returns nil when r carries a token that grants scope (an admin
 // token grants everything, a push token also grants reads),
-// ErrUnauthorized when it does not, and another error when the token store
-// could not be asked.
+// ErrUnauthorized when it carries no valid token, ErrForbidden when its
+// valid token does not grant scope, and another error when the token
+// store could not be asked.
 func (a *Authenticator) Check(ctx context.Context, r *http.Request, scope catalog.Scope) error {
 	if scope == catalog.ScopeRead && a.publicRead {
 		return nil
@@ -130,7 +136,15 @@ func (a *Authenticator) Check(ctx context.Context, r *http.Request, scope catalo
 	if rank(got) >= rank(scope) {
 		return nil
 	}
-	return ErrUnauthorized
+	return fmt.Errorf("%w: this is %s token; this needs %s token", ErrForbidden, article(got), article(scope))
+}
+
+// article names a scope with its article: "a read", "an admin".
+func article(s catalog.Scope) string {
+	if s == catalog.ScopeAdmin {
+		return "an " + string(s)
+	}
+	return "a " + string(s)
 }
 
 // rank orders scopes by what they allow: admin > push > read.

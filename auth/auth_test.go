@@ -48,36 +48,36 @@ func TestCheck(t *testing.T) {
 	private := New(Config{AdminTokens: []string{"file-admin"}, PushTokens: []string{"file-push"}, ReadTokens: []string{"file-read"}}, cat)
 	public := New(Config{PushTokens: []string{"file-push"}, PublicRead: true}, cat)
 	cases := []struct {
-		a      *Authenticator
-		r      *http.Request
-		scope  catalog.Scope
-		wantOK bool
+		a     *Authenticator
+		r     *http.Request
+		scope catalog.Scope
+		want  error // nil, ErrUnauthorized or ErrForbidden
 	}{
-		{public, request("", ""), catalog.ScopeRead, true},
-		{public, request("", ""), catalog.ScopePush, false},
-		{public, request("file-push", ""), catalog.ScopePush, true},
-		{public, request("", "file-push"), catalog.ScopePush, true},
-		{public, request("file-push-", ""), catalog.ScopePush, false},
-		{public, request(created, ""), catalog.ScopePush, true},
-		{public, request(createdRead, ""), catalog.ScopePush, false},
-		{private, request("", ""), catalog.ScopeRead, false},
-		{private, request("file-read", ""), catalog.ScopeRead, true},
-		{private, request("file-read", ""), catalog.ScopePush, false},
-		{private, request("file-push", ""), catalog.ScopeRead, true},
-		{private, request(createdRead, ""), catalog.ScopeRead, true},
-		{private, request("", createdRead), catalog.ScopeRead, true},
-		{private, request("nope", ""), catalog.ScopeRead, false},
-		{private, request("file-admin", ""), catalog.ScopeAdmin, true},
-		{private, request("file-admin", ""), catalog.ScopePush, true},
-		{private, request("file-admin", ""), catalog.ScopeRead, true},
-		{private, request("file-push", ""), catalog.ScopeAdmin, false},
-		{public, request("", ""), catalog.ScopeAdmin, false},
-		{public, request(created, ""), catalog.ScopeAdmin, false},
+		{public, request("", ""), catalog.ScopeRead, nil},
+		{public, request("", ""), catalog.ScopePush, ErrUnauthorized},
+		{public, request("file-push", ""), catalog.ScopePush, nil},
+		{public, request("", "file-push"), catalog.ScopePush, nil},
+		{public, request("file-push-", ""), catalog.ScopePush, ErrUnauthorized},
+		{public, request(created, ""), catalog.ScopePush, nil},
+		{public, request(createdRead, ""), catalog.ScopePush, ErrForbidden},
+		{private, request("", ""), catalog.ScopeRead, ErrUnauthorized},
+		{private, request("file-read", ""), catalog.ScopeRead, nil},
+		{private, request("file-read", ""), catalog.ScopePush, ErrForbidden},
+		{private, request("file-push", ""), catalog.ScopeRead, nil},
+		{private, request(createdRead, ""), catalog.ScopeRead, nil},
+		{private, request("", createdRead), catalog.ScopeRead, nil},
+		{private, request("nope", ""), catalog.ScopeRead, ErrUnauthorized},
+		{private, request("file-admin", ""), catalog.ScopeAdmin, nil},
+		{private, request("file-admin", ""), catalog.ScopePush, nil},
+		{private, request("file-admin", ""), catalog.ScopeRead, nil},
+		{private, request("file-push", ""), catalog.ScopeAdmin, ErrForbidden},
+		{public, request("", ""), catalog.ScopeAdmin, ErrUnauthorized},
+		{public, request(created, ""), catalog.ScopeAdmin, ErrForbidden},
 	}
 	for i, c := range cases {
 		err := c.a.Check(ctx, c.r, c.scope)
-		if c.wantOK && err != nil || !c.wantOK && !errors.Is(err, ErrUnauthorized) {
-			t.Errorf("case %d: Check = %v, want ok=%v", i, err, c.wantOK)
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("case %d: Check = %v, want %v", i, err, c.want)
 		}
 	}
 	if err := cat.DeleteToken(ctx, "ci"); err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nix-cached/cached/internal/nixtest"
@@ -51,4 +52,37 @@ func testPrivateCacheTwoKeys(t *testing.T, nix *nixtest.Nix) {
 		}
 		substituteWith(t, nix, srv.URL, key, top, want, readNetrc)
 	}
+}
+
+// TestPrivateFlag makes a cache private with --private alone: a read token
+// made with `cached token create --scope read` reads, no token gets 401,
+// and a push with the read token is refused with a 403 that says why.
+func TestPrivateFlag(t *testing.T) {
+	nixtest.Each(t, func(t *testing.T, nix *nixtest.Nix) {
+		srv := startCache(t, blobBackend{name: "disk"}, "--private")
+		readToken := strings.TrimSpace(cachedCmd(t, srv.Dir, "token", "create", "--scope", "read", "--name", "reader", "--data-dir", srv.Data))
+		builder := nix.New(t, "netrc-file = "+netrc(t, srv.Token))
+		top := builder.Build(closureExpr("private-" + nixtest.Nonce()))[0]
+		closure := builder.Closure(top)
+		want := hashes(t, builder, closure)
+		builder.Run("nix", "copy", "--to", srv.URL, top)
+		if code, _ := srv.get("/"+filepath.Base(top)[:32]+".narinfo", ""); code != 401 {
+			t.Fatalf("an anonymous narinfo read got %d, want 401", code)
+		}
+		readNetrc := "netrc-file = " + netrc(t, readToken)
+		deleteLocally(t, builder, closure)
+		substituteWith(t, nix, srv.URL, srv.Pub, top, want, readNetrc)
+
+		other := nix.New(t, readNetrc).Build(smallClosure("private-push-" + nixtest.Nonce()))[0]
+		_, stderr, err := nix.New(t, readNetrc).Try("nix", "copy", "--to", srv.URL, other)
+		if err == nil {
+			t.Fatal("a push with a read token succeeded")
+		}
+		if !strings.Contains(stderr, "403") {
+			t.Errorf("nix copy with a read token does not show the 403:\n%s", stderr)
+		}
+		if puts := srv.requests("PUT"); len(puts) == 0 || !strings.Contains(puts[len(puts)-1], "status=403") {
+			t.Errorf("the refused PUT is not logged as a 403: %v", puts)
+		}
+	})
 }

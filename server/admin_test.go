@@ -66,7 +66,7 @@ func TestAdminStats(t *testing.T) {
 	e := newEnv(t, true)
 	e.push(pathA, "counted")
 	e.do("GET", "/_cached/stats", "", nil).expect(t, 401, "no token")
-	e.do("GET", "/_cached/stats", pushToken, nil).expect(t, 401, "push token")
+	e.do("GET", "/_cached/stats", pushToken, nil).expect(t, 403, "push token")
 	r := e.do("GET", "/_cached/stats", adminToken, nil).expect(t, 200, "admin token")
 	var rep stats.Report
 	if err := json.Unmarshal([]byte(r.body), &rep); err != nil {

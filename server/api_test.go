@@ -12,7 +12,7 @@ func TestLookup(t *testing.T) {
 	e.push(pathA, "held")
 	body := []byte(`{"hashes":["` + pathA[:32] + `","` + pathB[:32] + `"]}`)
 	e.do("POST", "/_cached/lookup", "", body).expect(t, 401, "lookup without a token")
-	e.do("POST", "/_cached/lookup", readToken, body).expect(t, 401, "lookup with a read token")
+	e.do("POST", "/_cached/lookup", readToken, body).expect(t, 403, "lookup with a read token")
 	r := e.do("POST", "/_cached/lookup", pushToken, body).expect(t, 200, "lookup")
 	var got lookupResponse
 	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
@@ -32,7 +32,7 @@ func TestAddPin(t *testing.T) {
 	e := newEnv(t, true)
 	e.push(pathA, "pinned")
 	pin := func(body string) string { return `{"name":"release","storePath":"/nix/store/` + body }
-	e.do("POST", "/_cached/pins", readToken, []byte(pin(pathA+`"}`))).expect(t, 401, "pin with a read token")
+	e.do("POST", "/_cached/pins", readToken, []byte(pin(pathA+`"}`))).expect(t, 401, "pin with a read token (not a token of this public cache)")
 	e.do("POST", "/_cached/pins", pushToken, []byte(pin(pathB+`"}`))).expect(t, 404, "pin of a path not in the cache")
 	e.do("POST", "/_cached/pins", pushToken, []byte(pin(pathA+`","expires":"soon"}`))).expect(t, 400, "bad expiry")
 	e.do("POST", "/_cached/pins", pushToken, []byte(`{"name":"","storePath":"/nix/store/`+pathA+`"}`)).expect(t, 400, "no name")

@@ -39,6 +39,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, auth.ErrUnauthorized):
 		return http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, errNotFound), errors.Is(err, catalog.ErrNotFound), errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound
 	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge):

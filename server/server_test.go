@@ -176,7 +176,10 @@ func TestReadTokens(t *testing.T) {
 	}
 	e.do("GET", path, pushToken, nil).expect(t, 200, "push token reads")
 	e.do("GET", "/nix-cache-info", "", nil).expect(t, 200, "nix-cache-info stays public")
-	e.do("PUT", "/nix-cache-info", readToken, nil).expect(t, 401, "push with a read token")
+	r = e.do("PUT", "/nix-cache-info", readToken, nil).expect(t, 403, "push with a read token")
+	if !strings.Contains(r.body, "this is a read token; this needs a push token") {
+		t.Errorf("403 says %q", r.body)
+	}
 	bearer := e.do("GET", path, "", nil, "Authorization: Bearer "+readToken)
 	bearer.expect(t, 200, "bearer token")
 	if strings.Contains(e.logs.String(), readToken) || strings.Contains(e.logs.String(), pushToken) {

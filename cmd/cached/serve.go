@@ -44,6 +44,7 @@ type serveFlags struct {
 	signingKeys     listFlag
 	pushTokenFile   string
 	readTokenFile   string
+	private         bool
 	storeDir        string
 	priority        int
 	wantMassQuery   bool
@@ -79,6 +80,7 @@ Run with no flags it keeps everything in ./cached-data and listens on
 	fs.Var(&f.signingKeys, "signing-key-file", "secret key `file` to sign narinfos with (repeatable; default: DATA-DIR/signing-key, generated on first start)")
 	fs.StringVar(&f.pushTokenFile, "push-token-file", "", "`file` of push tokens, one a line (in addition to `cached token create`)")
 	fs.StringVar(&f.readTokenFile, "read-token-file", "", "`file` of read tokens, one a line; when set, reads need a token")
+	fs.BoolVar(&f.private, "private", false, "reads need a token: a read token (cached token create --scope read, or --read-token-file), or a push or admin token")
 	fs.StringVar(&f.storeDir, "store-dir", storepath.DefaultStoreDir, "Nix store `directory` of the cached paths")
 	fs.IntVar(&f.priority, "priority", 30, "substituter `priority` advertised in nix-cache-info (lower is tried first; cache.nixos.org is 40)")
 	fs.BoolVar(&f.wantMassQuery, "want-mass-query", true, "advertise WantMassQuery in nix-cache-info")
@@ -395,7 +397,7 @@ func gcLoop(ctx context.Context, col *gc.Collector, cat catalog.Catalog, met *me
 // tokenConfig loads token files. When neither a push token file nor any
 // push token in the catalog exists, it creates one and prints it once.
 func tokenConfig(ctx context.Context, f *serveFlags, cat catalog.Catalog, stdout io.Writer) (auth.Config, error) {
-	cfg := auth.Config{PublicRead: f.readTokenFile == ""}
+	cfg := auth.Config{PublicRead: f.readTokenFile == "" && !f.private}
 	var err error
 	if f.adminTokenFile != "" {
 		if cfg.AdminTokens, err = auth.ReadTokenFile(f.adminTokenFile); err != nil {
