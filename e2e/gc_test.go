@@ -63,6 +63,14 @@ func testPathsOutliveLocalGC(t *testing.T, nix *nixtest.Nix) {
 
 	srv.proc = start(t, srv.Dir, b.env, "--listen", "127.0.0.1:0", "--data-dir", srv.Data,
 		"--push-token-file", filepath.Join(srv.Dir, "tokens"))
+	// The collection cached gc ran shows in the new server's metrics, as
+	// does what the cache holds.
+	_, met := srv.get("/metrics", "")
+	for _, want := range []string{"\ncached_gc_recorded_removed_paths 4\n", "\ncached_stored_paths 8\n", "\ncached_gc_recorded_live_paths 8\n"} {
+		if !strings.Contains(met, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
 	substitute(t, nix, srv.URL, srv.Pub, used, want)
 	for _, p := range unusedClosure {
 		if code, _ := srv.get("/"+filepath.Base(p)[:32]+".narinfo", ""); code != 404 {

@@ -57,6 +57,7 @@ type Metrics struct {
 
 	blobsMissing *prometheus.CounterVec // kind
 	space        atomic.Pointer[func() (free, capacity int64, ok bool)]
+	catalog      atomic.Pointer[catalogReader]
 }
 
 // New creates the metrics and registers them with reg. It also registers
@@ -196,10 +197,10 @@ func (m *Metrics) build() []prometheus.Collector {
 	}
 	m.gcPaths = counter("cached_gc_paths_removed_total", "Store paths removed by garbage collection.")
 	m.gcBytes = counter("cached_gc_bytes_freed_total", "NAR and listing bytes deleted from storage by garbage collection.")
-	m.gcLastRun = gauge("cached_gc_last_run_timestamp_seconds", "Unix time at which the last garbage collection that ran (ok or failed) ended.")
-	m.gcLastDuration = gauge("cached_gc_last_duration_seconds", "How long the last garbage collection that ran (ok or failed) took.")
-	m.gcLivePaths = gauge("cached_gc_live_paths", "Store paths kept by the last successful garbage collection.")
-	m.gcLiveBytes = gauge("cached_gc_live_bytes", "Bytes of the NAR files kept by the last successful garbage collection.")
+	m.gcLastRun = gauge("cached_gc_last_run_timestamp_seconds", "Unix time at which the last garbage collection this process ran (ok or failed) ended (cached_gc_recorded_*: wherever it ran).")
+	m.gcLastDuration = gauge("cached_gc_last_duration_seconds", "How long the last garbage collection this process ran (ok or failed) took.")
+	m.gcLivePaths = gauge("cached_gc_live_paths", "Store paths kept by the last successful garbage collection this process ran.")
+	m.gcLiveBytes = gauge("cached_gc_live_bytes", "Bytes of the NAR files kept by the last successful garbage collection this process ran.")
 	m.sweepNARs = counter("cached_sweep_nars_removed_total", "Unclaimed NAR uploads removed after their lease.")
 	m.sweepBlobs = counter("cached_sweep_blobs_removed_total", "Orphan blobs (named by no record) removed.")
 	m.sweepBytes = counter("cached_sweep_bytes_freed_total", "Bytes deleted from storage by sweeps of unclaimed uploads.")
@@ -210,9 +211,9 @@ func (m *Metrics) build() []prometheus.Collector {
 	}, []string{"kind"})
 	free, capacity := m.spaceGauges()
 
-	return []prometheus.Collector{
+	return append([]prometheus.Collector{
 		m.requests, m.duration, m.reqBytes, m.respBytes, narinfo, uploads, m.rejections,
 		gcRuns, m.gcPaths, m.gcBytes, m.gcLastRun, m.gcLastDuration, m.gcLivePaths, m.gcLiveBytes,
 		sweepRuns, m.sweepNARs, m.sweepBlobs, m.sweepBytes, m.blobsMissing, free, capacity,
-	}
+	}, m.catalogGauges()...)
 }

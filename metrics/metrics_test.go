@@ -99,16 +99,16 @@ cached_gc_paths_removed_total 4
 # HELP cached_gc_bytes_freed_total NAR and listing bytes deleted from storage by garbage collection.
 # TYPE cached_gc_bytes_freed_total counter
 cached_gc_bytes_freed_total 4196
-# HELP cached_gc_last_run_timestamp_seconds Unix time at which the last garbage collection that ran (ok or failed) ended.
+# HELP cached_gc_last_run_timestamp_seconds Unix time at which the last garbage collection this process ran (ok or failed) ended (cached_gc_recorded_*: wherever it ran).
 # TYPE cached_gc_last_run_timestamp_seconds gauge
 cached_gc_last_run_timestamp_seconds 1.7000000005e+09
-# HELP cached_gc_last_duration_seconds How long the last garbage collection that ran (ok or failed) took.
+# HELP cached_gc_last_duration_seconds How long the last garbage collection this process ran (ok or failed) took.
 # TYPE cached_gc_last_duration_seconds gauge
 cached_gc_last_duration_seconds 2
-# HELP cached_gc_live_paths Store paths kept by the last successful garbage collection.
+# HELP cached_gc_live_paths Store paths kept by the last successful garbage collection this process ran.
 # TYPE cached_gc_live_paths gauge
 cached_gc_live_paths 10
-# HELP cached_gc_live_bytes Bytes of the NAR files kept by the last successful garbage collection.
+# HELP cached_gc_live_bytes Bytes of the NAR files kept by the last successful garbage collection this process ran.
 # TYPE cached_gc_live_bytes gauge
 cached_gc_live_bytes 1.048576e+06
 `

@@ -214,6 +214,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	met.Catalog(b.cat)
 	if err := registerLanes(reg, ing); err != nil {
 		return err
 	}
