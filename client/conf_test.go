@@ -76,3 +76,18 @@ func TestNetrc(t *testing.T) {
 		t.Errorf("a token that only starts with machine: %q", p)
 	}
 }
+
+// Without XDG_CONFIG_HOME and a home directory nothing is recorded: not a
+// file relative to the working directory.
+func TestStateFileNeedsAHome(t *testing.T) {
+	none := func(string) string { return "" }
+	if got := StateFile(none, ""); got != "" {
+		t.Errorf("StateFile with no home: %q, want none", got)
+	}
+	if got := StateFile(none, "/root"); got != "/root/.config/cached/client.conf" {
+		t.Errorf("StateFile with a home: %q", got)
+	}
+	if u, err := DefaultURL(""); u != "" || err != nil {
+		t.Errorf("DefaultURL without a state file: %q, %v", u, err)
+	}
+}

@@ -196,12 +196,17 @@ func setConf(text, key, value string) string {
 }
 
 // StateFile is where the client records the cache `cached use` set up:
-// $XDG_CONFIG_HOME/cached/client.conf (~/.config/cached/client.conf).
+// $XDG_CONFIG_HOME/cached/client.conf (~/.config/cached/client.conf); ""
+// (nothing recorded) when neither XDG_CONFIG_HOME nor the home directory
+// is known, rather than a file relative to the working directory.
 func StateFile(getenv func(string) string, home string) string {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	dir := getenv("XDG_CONFIG_HOME")
+	if dir == "" && home == "" {
+		return ""
+	}
 	if dir == "" {
 		dir = filepath.Join(home, ".config")
 	}
@@ -210,6 +215,9 @@ func StateFile(getenv func(string) string, home string) string {
 
 // DefaultURL returns the cache recorded in the state file, or "".
 func DefaultURL(state string) (string, error) {
+	if state == "" {
+		return "", nil
+	}
 	text, err := readIfExists(state)
 	if err != nil {
 		return "", err
