@@ -67,11 +67,13 @@ func main() {
 	bigMiB := flag.Int64("big-mib", 1024, "size of the NAR for the memory measurement, in MiB (0: skip)")
 	million := flag.Int("large-paths", 1_000_000, "synthetic paths for the large-catalog measurement (0: skip)")
 	keep := flag.Bool("keep", false, "keep the work directory (caches, logs) for inspection")
+	small := flag.Int("small-paths", 2000, "leaf paths of the closure of small paths substituted from both (0: skip)")
 	flag.Parse()
 	keepWork = *keep
 	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	smallPaths = *small
 	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million); err != nil {
 		log.Fatal(err)
 	}
@@ -79,6 +81,9 @@ func main() {
 
 // keepWork keeps the work directory after the run (-keep).
 var keepWork bool
+
+// smallPaths is the size of the closure of small paths (-small-paths).
+var smallPaths int
 
 func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int) error {
 	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
@@ -232,6 +237,11 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	}
 	ngx.stop()
 
+	if smallPaths > 0 {
+		if err := b.measureSmall(ctx, srv, smallPaths, rounds, staticKey, &r); err != nil {
+			return err
+		}
+	}
 	if bigMiB > 0 {
 		b.logf("memory: a %d MiB NAR", bigMiB)
 		n, err := makeBigNAR(work, bigMiB<<20)

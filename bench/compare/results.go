@@ -24,6 +24,9 @@ type results struct {
 	PushUpstream []time.Duration // push into a cached whose upstream lacks the paths
 	PullFirst    []time.Duration // first substitution through it (fetched upstream)
 	PullSecond   []time.Duration // the second (from its own storage)
+	SmallPaths   int             // the closure of small paths
+	SmallStatic  []time.Duration // substituting it from nginx
+	SmallCached  []time.Duration // and from cached
 	BigMiB       int64
 	Memory       memory
 	Large        *large
@@ -150,6 +153,9 @@ func (r *results) markdown(d time.Duration, repeat int) string {
 	none := func(float64) string { return "—" }
 	if len(r.SubstStatic) > 0 {
 		t.timedRow("`nix copy --from` the closure, s", r.SubstStatic, r.SubstCached, le(1.0))
+	}
+	if len(r.SmallStatic) > 0 {
+		t.timedRow(fmt.Sprintf("`nix copy --from` a closure of %d small paths, s", r.SmallPaths), r.SmallStatic, r.SmallCached, le(1.0))
 	}
 	if len(r.PullFirst) > 0 {
 		t.timedRow("pull-through: first `nix copy --from` through cached (upstream: the nginx column), s", r.SubstStatic, r.PullFirst, le(1.1))
