@@ -290,6 +290,13 @@ type Catalog interface {
 	// Referrers returns the hash parts of the published paths that
 	// reference hashPart, itself excluded.
 	Referrers(ctx context.Context, hashPart string) ([]string, error)
+	// SearchPaths returns up to limit published paths (quarantined ones
+	// included) whose name, the part of the store path after the hash part
+	// and '-', contains query, ignoring ASCII case; "" matches every path.
+	// They come ordered by name, then hash part, both bytewise, starting
+	// after the path whose base name ("<hash part>-<name>") is after ("":
+	// from the first). limit must be positive.
+	SearchPaths(ctx context.Context, query, after string, limit int) ([]Path, error)
 
 	// RecordUse moves the LastUsed of paths forward (never back): paths
 	// maps hash parts, and nars maps NAR keys (every path with that NAR),
@@ -370,6 +377,9 @@ type Catalog interface {
 	RecordGCRun(ctx context.Context, r GCRun) error
 	// LastGCRun returns the newest GC record (ErrNotFound if none).
 	LastGCRun(ctx context.Context) (GCRun, error)
+	// GCRuns returns up to limit GC records, newest (latest Started, then
+	// last recorded) first. limit must be positive.
+	GCRuns(ctx context.Context, limit int) ([]GCRun, error)
 	// Stats counts the cache's contents; ages are the upper bounds of the
 	// ByLastUse buckets, ascending, measured back from now (a last bucket
 	// holds what is older).

@@ -1,11 +1,13 @@
 package server
 
 import (
-	"html/template"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/nix-cached/cached/catalog"
+	"github.com/nix-cached/cached/web"
 )
 
 const typeHTML = "text/html; charset=utf-8"
@@ -13,13 +15,11 @@ const typeHTML = "text/html; charset=utf-8"
 // The headers of GET /, set directly (the keys are canonical). The page
 // reflects the request's Host and X-Forwarded-Proto, so no cache may keep
 // it; it comes in two forms, chosen by Accept. The Host is part of every
-// cache key already.
+// cache key already. The HTML form sets its own (package web).
 var (
-	indexVary       = []string{"Accept, X-Forwarded-Proto"}
-	indexNoStore    = []string{"no-store"}
-	indexNoSniff    = []string{"nosniff"}
-	indexHTMLPolicy = []string{"default-src 'none'; style-src 'unsafe-inline'; img-src data:; " +
-		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}
+	indexVary    = []string{"Accept, X-Forwarded-Proto"}
+	indexNoStore = []string{"no-store"}
+	indexNoSniff = []string{"nosniff"}
 )
 
 // hostPlaceholder stands for the cache's host when the request's Host
@@ -37,8 +37,9 @@ type indexPage struct {
 	StorePath   string // an example store path for nix copy
 }
 
-// index shows how to use the cache: as plain text for curl, or as a small
-// self-contained HTML page when the client prefers HTML (a browser).
+// index shows how to use the cache: as plain text for curl, or as a
+// self-contained HTML page when the client prefers HTML (a browser), with
+// a summary of the cache and a search box for a visitor who may read it.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	p := s.indexPage(r)
 	h := w.Header()
@@ -49,14 +50,12 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		writeSmall(w, r, typeText, p.text())
 		return
 	}
-	var b strings.Builder
-	b.Grow(4096)
-	if err := indexHTML.Execute(&b, p); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	h["Content-Security-Policy"] = indexHTMLPolicy
-	writeSmall(w, r, typeHTML, b.String())
+	// Reads are public, or this request carries a token that reads.
+	browse := s.auth.Check(r.Context(), r, catalog.ScopeRead) == nil
+	noteError(w, s.ui.ServeIndex(w, r, web.Index{
+		URL: p.URL, Machine: p.Machine, UnknownHost: p.UnknownHost, Keys: p.Keys,
+		Private: p.Private, StorePath: p.StorePath, Browse: browse,
+	}))
 }
 
 // indexPage builds the page's contents for r.
@@ -280,63 +279,3 @@ func (p indexPage) text() string {
 	w("nix copy --to ", p.URL, " ", p.StorePath)
 	return b.String()
 }
-
-// indexHTML is the page browsers get: no scripts, no external assets.
-var indexHTML = template.Must(template.New("index").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>cached: a Nix binary cache</title>
-<style>
-:root { color-scheme: light dark; --fg: #1d2125; --bg: #fdfdfc; --muted: #5b6470; --code: #eef1f4; --accent: #4d6bb3; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e4e6e9; --bg: #16181b; --muted: #9aa3ad; --code: #24282d; --accent: #7e9bd8; } }
-* { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 46rem; padding: 2rem 1.25rem 3rem; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
-h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
-h1 code { font-size: inherit; background: none; padding: 0; }
-h2 { font-size: 1.1rem; margin: 2rem 0 .5rem; border-bottom: 2px solid var(--accent); padding-bottom: .2rem; }
-p { margin: .5rem 0; }
-.url { color: var(--muted); margin: 0; word-break: break-all; }
-code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: .9rem; }
-code { background: var(--code); padding: .1rem .3rem; border-radius: 4px; }
-pre { background: var(--code); padding: .75rem 1rem; border-radius: 6px; overflow-x: auto; margin: .5rem 0 1rem; }
-pre code { background: none; padding: 0; }
-.note { border-left: 4px solid var(--accent); padding: .25rem .75rem; background: var(--code); border-radius: 0 6px 6px 0; }
-</style>
-</head>
-<body>
-<h1><code>cached</code>: a Nix binary cache</h1>
-<p class="url">{{.URL}}</p>
-{{- if .UnknownHost}}
-<p class="note">The request named no usable host: replace <code>{{.Machine}}</code> below with this cache’s host and port.</p>
-{{- end}}
-
-<h2>Use it</h2>
-<p>The easiest way: run this on the client. It writes the <code>nix.conf</code> lines below for you.</p>
-<pre id="use"><code>cached use {{.URL}}</code></pre>
-<p>Or add these lines to <code>/etc/nix/nix.conf</code> yourself, then restart <code>nix-daemon</code>:</p>
-<pre id="nix-conf"><code>extra-substituters = {{.URL}}
-{{- if .Keys}}
-extra-trusted-public-keys = {{.Keys}}
-{{- end}}</code></pre>
-{{- if .Private}}
-
-<h2>Private cache</h2>
-<p class="note">This cache is private: reading needs a token too. Every reader needs this line, with a read token, in <code>/etc/nix/netrc</code> (or the file that <code>netrc-file</code> names in <code>nix.conf</code>):</p>
-<pre id="netrc-read"><code>machine {{.Machine}} password &lt;read token&gt;</code></pre>
-{{- end}}
-
-<h2>Push</h2>
-{{- if .Private}}
-<p>Use a push token in that line instead (it reads too):</p>
-{{- else}}
-<p>Put this line, with a push token, in <code>/etc/nix/netrc</code> (or the file that <code>netrc-file</code> names in <code>nix.conf</code>):</p>
-{{- end}}
-<pre id="netrc-push"><code>machine {{.Machine}} password &lt;push token&gt;</code></pre>
-<p>then copy store paths to the cache:</p>
-<pre id="copy"><code>nix copy --to {{.URL}} {{.StorePath}}</code></pre>
-</body>
-</html>
-`))

@@ -25,6 +25,7 @@ import (
 	"github.com/nix-cached/cached/storepath"
 	"github.com/nix-cached/cached/upstream"
 	"github.com/nix-cached/cached/usage"
+	"github.com/nix-cached/cached/web"
 )
 
 // Config is what the server tells clients about the cache.
@@ -64,6 +65,8 @@ type Server struct {
 	keys    string // the /public-key body
 	router  chi.Router
 	private bool // reads need a token: responses must not be cached publicly
+	// ui renders the web view (ui.go).
+	ui *web.UI
 	// narInfoCache is the Cache-Control header of narinfos.
 	narInfoCache []string
 	flights      flights        // NAR downloads from upstreams under way
@@ -93,7 +96,11 @@ func New(cfg Config, cat catalog.Catalog, store storage.Store, ing *ingest.Inges
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, cat: cat, store: store, ing: ing, auth: a, log: cfg.Logger, private: !a.PublicRead()}
+	ui, err := web.New(web.Config{Catalog: cat, Store: store, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, cat: cat, store: store, ing: ing, auth: a, log: cfg.Logger, private: !a.PublicRead(), ui: ui}
 	wmq := 0
 	if cfg.WantMassQuery {
 		wmq = 1
@@ -187,6 +194,7 @@ func (s *Server) routes() {
 	put("/build-trace-v2/{drv}/{file}", s.upload(metrics.KindRealisation, s.putBuildTrace))
 	getHead("/debuginfo/{id}", read(s.getDebugInfo))
 	put("/debuginfo/{id}", s.upload(metrics.KindDebugInfo, s.putDebugInfo))
+	s.uiRoutes(getHead)
 
 	r.Get("/_cached/stats", observed(m.Endpoint("/_cached/stats", http.MethodGet),
 		s.scoped(catalog.ScopeAdmin, s.adminStats)))

@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"Quarantine", testQuarantine},
 		{"ScrubQueue", testScrubQueue},
 		{"GCRuns", testGCRuns},
+		{"GCRunHistory", testGCRunHistory},
+		{"SearchPaths", testSearchPaths},
 		{"Stats", testStats},
 		{"Realisations", testRealisations},
 		{"Tokens", testTokens},

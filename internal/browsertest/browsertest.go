@@ -49,10 +49,23 @@ var Args = []string{
 // Args. It fails t if Chromium fails or prints nothing.
 func DumpDOM(t testing.TB, url string, extra ...string) string {
 	t.Helper()
+	dom := run(t, url, append(append([]string{}, extra...), "--dump-dom"))
+	if len(bytes.TrimSpace(dom)) == 0 {
+		t.Fatalf("browsertest: chromium printed no DOM for %s", url)
+	}
+	return string(dom)
+}
+
+// run loads url in a fresh headless Chromium (a new profile in a
+// temporary directory) with Args and extra, which holds what to do with
+// the page (--dump-dom, --screenshot=FILE), and returns what Chromium
+// printed on standard output. It fails t if Chromium fails or times out.
+func run(t testing.TB, url string, extra []string) []byte {
+	t.Helper()
 	bin := Require(t)
 	home := t.TempDir()
 	args := append(append([]string{}, Args...), extra...)
-	args = append(args, "--user-data-dir="+filepath.Join(home, "profile"), "--dump-dom", url)
+	args = append(args, "--user-data-dir="+filepath.Join(home, "profile"), url)
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -63,7 +76,7 @@ func DumpDOM(t testing.TB, url string, extra ...string) string {
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
 	// Files, not pipes: a helper process that keeps them open cannot hold
 	// up Wait.
-	stdout, stderr := createFile(t, home, "dom.html"), createFile(t, home, "stderr")
+	stdout, stderr := createFile(t, home, "stdout"), createFile(t, home, "stderr")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	setProcAttr(cmd)
 	// On timeout the whole process group goes, not only the browser.
@@ -71,7 +84,7 @@ func DumpDOM(t testing.TB, url string, extra ...string) string {
 	start := time.Now()
 	err := cmd.Run()
 	killGroup(cmd) // helpers (zygote, renderer) that outlived the browser
-	dom, errs := readFile(t, stdout), readFile(t, stderr)
+	out, errs := readFile(t, stdout), readFile(t, stderr)
 	if len(errs) > 16<<10 { // the start is D-Bus noise; the end says why
 		errs = errs[len(errs)-16<<10:]
 	}
@@ -79,12 +92,10 @@ func DumpDOM(t testing.TB, url string, extra ...string) string {
 	case ctx.Err() != nil:
 		t.Fatalf("browsertest: chromium did not finish loading %s within %v\n%s", url, timeout, errs)
 	case err != nil:
-		t.Fatalf("browsertest: chromium --dump-dom %s: %v\n%s", url, err, errs)
-	case len(bytes.TrimSpace(dom)) == 0:
-		t.Fatalf("browsertest: chromium printed no DOM for %s\n%s", url, errs)
+		t.Fatalf("browsertest: chromium %v %s: %v\n%s", extra, url, err, errs)
 	}
 	t.Logf("browsertest: chromium rendered %s in %v", url, time.Since(start).Round(time.Millisecond))
-	return string(dom)
+	return out
 }
 
 func createFile(t testing.TB, dir, name string) *os.File {
