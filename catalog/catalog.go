@@ -400,6 +400,25 @@ type Catalog interface {
 	// DeleteToken removes the token with this name (ErrNotFound if none).
 	DeleteToken(ctx context.Context, name string) error
 
+	// ReplaceNarInfo replaces the narinfo of a published path (hidden by
+	// a quarantine or not) by new if it is still old, a compare-and-swap
+	// so that what a concurrent push published is never overwritten: it
+	// fails with ErrNarInfoChanged when the narinfo is no longer old, and
+	// ErrNotFound when the path is not published. It changes nothing else
+	// (LastUsed stays) and records the path in the change log, as Publish
+	// does. Re-signing (key rollover) rewrites narinfos with it.
+	ReplaceNarInfo(ctx context.Context, hashPart, old, new string) error
+	// NarInfosAfter returns up to limit published paths (hidden ones
+	// included) whose hash part sorts after after, in hash-part order,
+	// with their narinfos.
+	NarInfosAfter(ctx context.Context, after string, limit int) ([]StoredNarInfo, error)
+	// ResignState returns the state of re-signing (ErrNotFound before the
+	// first SaveResignState).
+	ResignState(ctx context.Context) (ResignState, error)
+	// SaveResignState stores s as the state of re-signing, replacing the
+	// previous one.
+	SaveResignState(ctx context.Context, s ResignState) error
+
 	// Close releases the catalog's resources.
 	Close() error
 }

@@ -53,6 +53,7 @@ type Options struct {
 	Mode                   string              // ModeZstd (default) or ModeKeep
 	ZstdLevel              int                 // zstd level for transcoding (default 3)
 	Keys                   []signing.SecretKey // keys the server signs narinfos with
+	RetiredKeys            []string            // key names whose signatures are removed (key rollover)
 	AllowIncompleteClosure bool                // publish even when references are missing
 	MaxNARSize             int64               // bound on a NAR's expanded size (default DefaultMaxNARSize)
 	Now                    func() time.Time    // clock (default time.Now)

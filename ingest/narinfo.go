@@ -139,7 +139,8 @@ func (in *Ingester) narInfo(ctx context.Context, hashPart string, body []byte, m
 }
 
 // keepSigs returns the client signatures worth keeping: well-formed 64-byte
-// signatures under key names other than the server's own. A malformed
+// signatures under key names other than the server's own and its retired
+// ones (RetiredKeys). A malformed
 // signature under a name a client trusts is a hard error in Nix, so it
 // would make the path unusable; one under the server's name is replaced by
 // the server's own.
@@ -147,7 +148,7 @@ func (in *Ingester) keepSigs(sigs []string) []string {
 	out := make([]string, 0, len(sigs)+len(in.opt.Keys))
 	for _, s := range sigs {
 		sig, err := signing.ParseSignature(strings.TrimSpace(s))
-		if err != nil || len(sig.Bytes) != 64 || in.ownKey(sig.KeyName) {
+		if err != nil || len(sig.Bytes) != 64 || in.ownKey(sig.KeyName) || in.retiredKey(sig.KeyName) {
 			continue
 		}
 		out = append(out, s)

@@ -88,6 +88,10 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"Changes/Delete", testChangesDelete},
 		{"Changes/Paging", testChangesPaging},
 		{"Changes/Prune", testChangesPrune},
+		{"ReplaceNarInfo", testReplaceNarInfo},
+		{"ReplaceNarInfo/Concurrent", testReplaceNarInfoConcurrent},
+		{"NarInfosAfter", testNarInfosAfter},
+		{"ResignState", testResignState},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })
 	}

@@ -49,6 +49,8 @@ var commandHelp = []struct {
 	{[]string{"pin", "ls"}, []string{"data-dir"}, []string{"keep"}, ""},
 	{[]string{"path", "rm"}, []string{"force", "dry-run"}, []string{"retention", "max-size"}, "STOREPATH"},
 	{[]string{"stats"}, []string{"json"}, []string{"retention"}, ""},
+	{[]string{"keys", "status"}, []string{"json", "data-dir"}, []string{"retention"}, ""},
+	{[]string{"keys", "generate"}, nil, []string{"retention"}, "NAME SECRET_FILE PUBLIC_FILE"},
 	{[]string{"use"}, []string{"token", "public-key", "post-build-hook"}, []string{"data-dir"}, "URL"},
 	{[]string{"push"}, []string{"to", "pin"}, []string{"data-dir"}, "PATH"},
 	{[]string{"collect"}, []string{"to", "dry-run"}, []string{"data-dir"}, ""},
@@ -106,7 +108,7 @@ func TestCommandHelp(t *testing.T) {
 // Command groups: help exits 0; no or an unknown subcommand is one usage
 // line, exit 2.
 func TestCommandGroups(t *testing.T) {
-	for _, g := range []string{"token", "pin", "path"} {
+	for _, g := range []string{"token", "pin", "path", "keys"} {
 		for _, h := range []string{"-h", "--help", "help"} {
 			if code, out, _ := runCmd(t, g, h); code != 0 || !strings.Contains(out, "cached "+g+" ") {
 				t.Errorf("cached %s %s: exit %d\n%s", g, h, code, out)

@@ -28,6 +28,7 @@ usage:
   cached path rm STOREPATH [--force] [--dry-run]
                                               remove one path (--force: with everything that references it)
   cached stats [--json]                       paths, bytes, bytes by last use, pins, last gc
+  cached keys status | generate               key rollover: every path re-signed with the current keys
   cached version                              the version and revision this binary was built from
 
 cached COMMAND -h (or cached help COMMAND) lists the flags of a command.
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCollect(ctx, args[1:], stdout)
 	case "post-build-hook":
 		err = runPostBuildHook(ctx, args[1:], stderr)
+	case "keys":
+		err = runKeys(ctx, args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version())
 		return 0

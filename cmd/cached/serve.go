@@ -60,6 +60,7 @@ type serveFlags struct {
 	narinfoCache    int64
 	maxNARSize      int64
 	scrub           *scrubFlags
+	resign          *resignFlags
 	upstream        *upstreamFlags
 	s3Redirect      bool
 	procs           int
@@ -98,6 +99,7 @@ Run with no flags it keeps everything in ./cached-data and listens on
 	fs.Var(durationFlag{&f.logFlush}, "log-flush", "write log lines out in batches this often (0: each line at once)")
 	f.narinfoCache = infocache.DefaultMaxBytes
 	f.scrub = addScrubFlags(fs)
+	f.resign = addResignFlags(fs)
 	f.upstream = addUpstreamFlags(fs)
 	f.maxNARSize = ingest.DefaultMaxNARSize
 	fs.Var(sizeFlag{&f.maxNARSize}, "max-nar-size", "refuse (413) a NAR that expands to more than this `size` (0: no limit)")
@@ -186,6 +188,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := f.resign.check(keys); err != nil {
+		return err
+	}
 	authCfg, err := tokenConfig(ctx, f, b.cat, stdout)
 	if err != nil {
 		return err
@@ -195,6 +200,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Mode:                   f.narCompression,
 		ZstdLevel:              f.zstdLevel,
 		Keys:                   keys,
+		RetiredKeys:            f.resign.retired.vals,
 		AllowIncompleteClosure: f.allowIncomplete,
 		MaxNARSize:             cmp.Or(f.maxNARSize, math.MaxInt64),
 	})
@@ -219,6 +225,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	scrub, err := f.scrub.scrubber(b, reg, log)
+	if err != nil {
+		return err
+	}
+	resigner, err := f.resign.resigner(b, ing, keys, reg, log)
 	if err != nil {
 		return err
 	}
@@ -297,6 +307,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	background(func(c context.Context) { gcLoop(c, col, b.cat, met, log, f.gcInterval) })
 	if scrub != nil {
 		background(scrub.Run)
+	}
+	if resigner != nil {
+		background(resigner.Run)
 	}
 
 	errc := make(chan error, 1)
