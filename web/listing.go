@@ -21,7 +21,7 @@ const (
 )
 
 // entry is one file of a listing, in the order of a depth-first walk.
-type entry struct {
+type Entry struct {
 	Name       string // "" for the root
 	Depth      int    // 0 for the root
 	Type       string // "directory", "regular", "symlink" (or what the listing says)
@@ -32,28 +32,28 @@ type entry struct {
 
 // Indent is the entry's indentation in rem, bounded so that a deep tree
 // stays on the page.
-func (e entry) Indent() float64 { return 1.25 * float64(min(e.Depth, 24)) }
+func (e Entry) Indent() float64 { return 1.25 * float64(min(e.Depth, 24)) }
 
 // listing is the file listing of a path as its page shows it.
-type listing struct {
-	Entries   []entry
+type Listing struct {
+	Entries   []Entry
 	Truncated bool   // more than ListingCap entries (or deeper than maxListingDepth)
 	Problem   string // why there is no listing, or why it stops early; "" if none
 }
 
 // readListing reads the .ls listing blob at key. Failures do not fail the
 // page: they are shown (and logged when storage failed).
-func (u *UI) readListing(ctx context.Context, key string) listing {
+func (u *UI) readListing(ctx context.Context, key string) Listing {
 	if key == "" {
-		return listing{Problem: "This NAR has no listing."}
+		return Listing{Problem: "This NAR has no listing."}
 	}
 	f, err := u.store.Open(ctx, key)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return listing{Problem: "The listing is missing from storage."}
+			return Listing{Problem: "The listing is missing from storage."}
 		}
 		u.log.WarnContext(ctx, "web: reading a listing", "key", key, "error", err)
-		return listing{Problem: "The listing could not be read."}
+		return Listing{Problem: "The listing could not be read."}
 	}
 	defer f.Close()
 	l, err := parseListing(io.LimitReader(f, maxListingRead))
@@ -75,7 +75,7 @@ var errFull = errors.New("listing: enough entries")
 // "executable" or "target", in any order. It keeps up to ListingCap
 // entries, depth first, entries of a directory in the order they come
 // (Nix sorts them). What it read before an error is returned with it.
-func parseListing(r io.Reader) (listing, error) {
+func parseListing(r io.Reader) (Listing, error) {
 	p := listingParser{dec: json.NewDecoder(r)}
 	err := p.document()
 	if errors.Is(err, errFull) {
@@ -88,7 +88,7 @@ func parseListing(r io.Reader) (listing, error) {
 // bounded by ListingCap whatever the blob holds.
 type listingParser struct {
 	dec *json.Decoder
-	l   listing
+	l   Listing
 }
 
 func (p *listingParser) document() error {
@@ -120,7 +120,7 @@ func (p *listingParser) node(name string, depth int) error {
 		return errFull
 	}
 	i := len(p.l.Entries)
-	p.l.Entries = append(p.l.Entries, entry{Name: name, Depth: depth})
+	p.l.Entries = append(p.l.Entries, Entry{Name: name, Depth: depth})
 	if err := p.delim('{'); err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (p *listingParser) skip() error {
 }
 
 // Kind is how the listing shows an entry's type.
-func (e entry) Kind() string {
+func (e Entry) Kind() string {
 	switch e.Type {
 	case "directory":
 		return "dir"

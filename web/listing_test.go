@@ -42,7 +42,7 @@ func TestParseListing(t *testing.T) {
 		nar.Header{Path: "/share/doc", Type: nar.TypeDirectory},
 		nar.Header{Path: "/share/doc/README", Type: nar.TypeRegular, Size: 3},
 	)
-	want := []entry{
+	want := []Entry{
 		{Depth: 0, Type: "directory"},
 		{Name: "bin", Depth: 1, Type: "directory"},
 		{Name: "hello", Depth: 2, Type: "regular", Size: 10, Executable: true},
@@ -53,7 +53,7 @@ func TestParseListing(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, ls string
-		want     []entry
+		want     []Entry
 	}{
 		{"as the cache writes it", tree, want},
 		// Newer Nix writes keys in sorted order: entries before type.
@@ -62,12 +62,12 @@ func TestParseListing(t *testing.T) {
 			`"type":"symlink"},"share":{"entries":{"doc":{"entries":{"README":{"size":3,"type":"regular"}},` +
 			`"type":"directory"}},"type":"directory"}},"type":"directory"},"version":1}`, want},
 		{"a single file", listingOf(t, nar.Header{Path: "/", Type: nar.TypeRegular, Size: 5}),
-			[]entry{{Type: "regular", Size: 5}}},
+			[]Entry{{Type: "regular", Size: 5}}},
 		// Unknown keys and values of the wrong type are left out.
 		{"odd values", `{"version":1,"extra":[1,{"x":[2]}],"root":{"type":"regular","size":"big","narOffset":5,"x":null}}`,
-			[]entry{{Type: "regular"}}},
+			[]Entry{{Type: "regular"}}},
 		{"markup in names", `{"version":1,"root":{"type":"directory","entries":{"<b>\"x\"</b>":{"type":"symlink","target":"<i>"}}}}`,
-			[]entry{{Type: "directory"}, {Name: `<b>"x"</b>`, Depth: 1, Type: "symlink", Target: "<i>"}}},
+			[]Entry{{Type: "directory"}, {Name: `<b>"x"</b>`, Depth: 1, Type: "symlink", Target: "<i>"}}},
 	} {
 		got, err := parseListing(strings.NewReader(c.ls))
 		if err != nil {

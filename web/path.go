@@ -20,16 +20,16 @@ const ClosureCap = 10_000
 // LinksCap bounds how many referrers a path page lists.
 const LinksCap = 500
 
-// link is a path that another path's page links to.
-type link struct {
+// Link is a path that another path's page links to.
+type Link struct {
 	HashPart  string
 	StorePath string // "" when the path is not in the cache
 	Self      bool   // the page's own path
 }
 
-// closureSum is the size of a path's closure: itself and every path it
+// ClosureSum is the size of a path's closure: itself and every path it
 // references, directly or not.
-type closureSum struct {
+type ClosureSum struct {
 	Paths   int   // paths in the cache, the path itself included
 	NarSize int64 // the sum of their NAR sizes
 	Missing int   // references the cache does not hold
@@ -37,18 +37,19 @@ type closureSum struct {
 	Cap     int
 }
 
-// pathBody is the data of a path's page.
-type pathBody struct {
+// PathDetails is what the cache knows of a published path: the data of
+// its page, and of `cached info`.
+type PathDetails struct {
 	catalog.Path
 	Name          string
 	NAR           *catalog.NAR // nil if its record is gone
-	Closure       closureSum
-	References    []link
-	Referrers     []link
+	Closure       ClosureSum
+	References    []Link
+	Referrers     []Link
 	MoreReferrers int // referrers beyond LinksCap, not listed
 	Pins          []catalog.Pin
 	Signatures    []string
-	Listing       listing
+	Listing       Listing
 }
 
 // Path is the page of the published path with this hash part: GET
@@ -60,10 +61,10 @@ func (u *UI) Path(w http.ResponseWriter, r *http.Request, hashPart string) error
 		if err := storepath.ValidateHashPart(hashPart); err != nil {
 			return badRequest("not a store path hash part")
 		}
-		var body pathBody
+		var body PathDetails
 		err := u.heavy(r.Context(), func() error {
 			var err error
-			body, err = u.pathBody(r.Context(), hashPart)
+			body, err = u.Details(r.Context(), hashPart)
 			return err
 		})
 		if err != nil {
@@ -73,30 +74,32 @@ func (u *UI) Path(w http.ResponseWriter, r *http.Request, hashPart string) error
 	})
 }
 
-// pathBody gathers what the page of hashPart shows.
-func (u *UI) pathBody(ctx context.Context, hashPart string) (pathBody, error) {
+// Details gathers what the cache knows of the published path with this
+// hash part (an error matching catalog.ErrNotFound if none): the data of
+// its page, and of `cached info`.
+func (u *UI) Details(ctx context.Context, hashPart string) (PathDetails, error) {
 	p, err := u.cat.Path(ctx, hashPart)
 	if err != nil {
-		return pathBody{}, fmt.Errorf("web: path %s: %w", hashPart, err)
+		return PathDetails{}, fmt.Errorf("web: path %s: %w", hashPart, err)
 	}
-	b := pathBody{Path: p, Name: catalog.PathName(p), Signatures: signatures(p.NarInfo)}
+	b := PathDetails{Path: p, Name: catalog.PathName(p), Signatures: signatures(p.NarInfo)}
 	n, err := u.cat.LookupNAR(ctx, p.NARKey)
 	switch {
 	case err == nil:
 		b.NAR = &n
 	case !errors.Is(err, catalog.ErrNotFound):
-		return pathBody{}, fmt.Errorf("web: NAR of %s: %w", hashPart, err)
+		return PathDetails{}, fmt.Errorf("web: NAR of %s: %w", hashPart, err)
 	}
 	known, err := u.walkClosure(ctx, p, &b.Closure)
 	if err != nil {
-		return pathBody{}, err
+		return PathDetails{}, err
 	}
 	if b.References, err = u.links(ctx, p.References, known, p.HashPart); err != nil {
-		return pathBody{}, err
+		return PathDetails{}, err
 	}
 	referrers, err := u.cat.Referrers(ctx, hashPart)
 	if err != nil {
-		return pathBody{}, fmt.Errorf("web: referrers of %s: %w", hashPart, err)
+		return PathDetails{}, fmt.Errorf("web: referrers of %s: %w", hashPart, err)
 	}
 	slices.Sort(referrers)
 	if len(referrers) > LinksCap {
@@ -104,13 +107,13 @@ func (u *UI) pathBody(ctx context.Context, hashPart string) (pathBody, error) {
 		referrers = referrers[:LinksCap]
 	}
 	if b.Referrers, err = u.links(ctx, referrers, nil, ""); err != nil {
-		return pathBody{}, err
+		return PathDetails{}, err
 	}
 	// A referrer deleted since Referrers answered is not listed.
-	b.Referrers = slices.DeleteFunc(b.Referrers, func(l link) bool { return l.StorePath == "" })
+	b.Referrers = slices.DeleteFunc(b.Referrers, func(l Link) bool { return l.StorePath == "" })
 	pins, err := u.cat.Pins(ctx)
 	if err != nil {
-		return pathBody{}, fmt.Errorf("web: pins: %w", err)
+		return PathDetails{}, fmt.Errorf("web: pins: %w", err)
 	}
 	for _, pin := range pins {
 		if pin.HashPart == hashPart {
@@ -126,7 +129,7 @@ func (u *UI) pathBody(ctx context.Context, hashPart string) (pathBody, error) {
 // walkClosure sums up the closure of p into c, reading at most ClosureCap
 // paths, and returns the store paths it read by hash part ("" for those
 // the cache does not hold).
-func (u *UI) walkClosure(ctx context.Context, p catalog.Path, c *closureSum) (map[string]string, error) {
+func (u *UI) walkClosure(ctx context.Context, p catalog.Path, c *ClosureSum) (map[string]string, error) {
 	c.Cap = ClosureCap
 	seen := map[string]string{p.HashPart: p.StorePath}
 	c.Paths, c.NarSize = 1, p.NarSize
@@ -165,10 +168,10 @@ func (u *UI) walkClosure(ctx context.Context, p catalog.Path, c *closureSum) (ma
 
 // links returns the paths of hashParts, ordered by name, reading from the
 // catalog those known does not hold.
-func (u *UI) links(ctx context.Context, hashParts []string, known map[string]string, self string) ([]link, error) {
-	out := make([]link, 0, len(hashParts))
+func (u *UI) links(ctx context.Context, hashParts []string, known map[string]string, self string) ([]Link, error) {
+	out := make([]Link, 0, len(hashParts))
 	for _, h := range hashParts {
-		l := link{HashPart: h, Self: h == self}
+		l := Link{HashPart: h, Self: h == self}
 		if sp, ok := known[h]; ok && sp != "" {
 			l.StorePath = sp
 		} else {
@@ -182,7 +185,7 @@ func (u *UI) links(ctx context.Context, hashParts []string, known map[string]str
 		}
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b link) int {
+	slices.SortFunc(out, func(a, b Link) int {
 		return cmp.Or(strings.Compare(linkName(a), linkName(b)), strings.Compare(a.HashPart, b.HashPart))
 	})
 	return out, nil
@@ -190,7 +193,7 @@ func (u *UI) links(ctx context.Context, hashParts []string, known map[string]str
 
 // linkName is what links are ordered by: the name, or the hash part of
 // an absent path.
-func linkName(l link) string {
+func linkName(l Link) string {
 	if l.StorePath == "" {
 		return l.HashPart
 	}

@@ -225,7 +225,7 @@ func settingNames() map[string]bool {
 var settingsOutsideServe = []string{
 	"dry-run", "json", "contents", "force", "name", "scope", "keep", "expires",
 	"token", "token-file", "public-key", "post-build-hook", "nix-conf", "netrc", "to", "store", "stdin", "pin", "timeout",
-	"mirror-retention", "params",
+	"mirror-retention", "params", "limit",
 }
 
 // closest returns the known name within two edits of name, if any.

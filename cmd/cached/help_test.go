@@ -49,6 +49,8 @@ var commandHelp = []struct {
 	{[]string{"pin", "ls"}, []string{"data-dir"}, []string{"keep"}, ""},
 	{[]string{"path", "rm"}, []string{"force", "dry-run"}, []string{"retention", "max-size"}, "STOREPATH"},
 	{[]string{"stats"}, []string{"json"}, []string{"retention"}, ""},
+	{[]string{"ls"}, []string{"limit", "data-dir"}, []string{"retention"}, "PATTERN"},
+	{[]string{"info"}, []string{"json", "data-dir"}, []string{"retention"}, "STOREPATH"},
 	{[]string{"keys", "status"}, []string{"json", "data-dir"}, []string{"retention"}, ""},
 	{[]string{"keys", "generate"}, nil, []string{"retention"}, "NAME SECRET_FILE PUBLIC_FILE"},
 	{[]string{"use"}, []string{"token", "public-key", "post-build-hook"}, []string{"data-dir"}, "URL"},
@@ -271,4 +273,67 @@ func publishTestPath(t *testing.T, ing *ingest.Ingester, base string, refs ...st
 		t.Fatal(err)
 	}
 	return "/nix/store/" + base
+}
+
+// cached ls finds paths by name; cached info shows one.
+func TestLsInfo(t *testing.T) {
+	dir := newCacheDir(t)
+	ctx := context.Background()
+	cat, err := sqlite.Open(ctx, filepath.Join(dir, "cached.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.GenerateKey("test-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing, err := ingest.New(store, cat, ingest.Options{Keys: []signing.SecretKey{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := publishTestPath(t, ing, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libhello")
+	app := publishTestPath(t, ing, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-app", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libhello")
+	cat.Close()
+	store.Close()
+
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ls"}, []string{app, lib}},
+		{[]string{"ls", "HELLO"}, []string{lib}},
+		{[]string{"ls", "--limit", "1"}, []string{app}},
+		{[]string{"ls", "nothing-by-that-name"}, nil},
+	} {
+		code, out, errOut := runCmd(t, append(c.args, "--data-dir", dir)...)
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				got = append(got, f[0])
+			}
+		}
+		if code != 0 || !slices.Equal(got, c.want) {
+			t.Errorf("cached %s: exit %d, %v, want %v\n%s", strings.Join(c.args, " "), code, got, c.want, errOut)
+		}
+	}
+
+	code, out, errOut := runCmd(t, "info", app, "--data-dir", dir)
+	for _, want := range []string{"path        " + app, "references  " + lib, "closure     2 paths", "signatures  test-1:", "mirrored    no", "files:", ".  file"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cached info lacks %q: exit %d\n%s%s", want, code, out, errOut)
+		}
+	}
+	if _, out, _ := runCmd(t, "info", lib, "--data-dir", dir); !strings.Contains(out, "referrers   "+app) {
+		t.Errorf("cached info of the library lacks its referrer:\n%s", out)
+	}
+	if code, out, _ := runCmd(t, "info", "--json", app, "--data-dir", dir); code != 0 || !strings.Contains(out, `"StorePath": "`+app+`"`) {
+		t.Errorf("cached info --json: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCmd(t, "info", "/nix/store/cccccccccccccccccccccccccccccccc-x", "--data-dir", dir); code != 1 || !strings.Contains(errOut, "is not in the cache") {
+		t.Errorf("cached info of a path not in the cache: exit %d, %s", code, errOut)
+	}
 }

@@ -28,6 +28,8 @@ usage:
   cached path rm STOREPATH [--force] [--dry-run]
                                               remove one path (--force: with everything that references it)
   cached stats [--json]                       paths, bytes, bytes by last use, pins, last gc
+  cached ls [PATTERN]                         the paths whose name contains PATTERN
+  cached info STOREPATH                       what the cache knows of a path
   cached keys status | generate               key rollover: every path re-signed with the current keys
   cached version                              the version and revision this binary was built from
 
@@ -91,6 +93,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runPostBuildHook(ctx, args[1:], stderr)
 	case "keys":
 		err = runKeys(ctx, args[1:], stdout)
+	case "ls":
+		err = runLs(ctx, args[1:], stdout)
+	case "info":
+		err = runInfo(ctx, args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version())
 		return 0
