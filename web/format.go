@@ -15,6 +15,7 @@ var templateFiles embed.FS
 var funcs = template.FuncMap{
 	"bytes":   humanBytes,
 	"count":   count,
+	"count64": func(n int64) string { return count(int(n)) },
 	"time":    formatTime,
 	"iso":     isoTime,
 	"pathURL": storePathURL,

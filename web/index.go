@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -27,6 +28,9 @@ type Index struct {
 type summary struct {
 	catalog.Stats
 	Used []usedBucket
+	// Signing is the state of re-signing after a key change (key
+	// rollover); nil before the first.
+	Signing *catalog.ResignState
 }
 
 // usedBucket counts the paths used within Label.
@@ -83,6 +87,13 @@ func (u *UI) summary(r *http.Request) (*summary, error) {
 		paths += st.ByLastUse[i].Paths
 		bytes += st.ByLastUse[i].Bytes
 		s.Used = append(s.Used, usedBucket{Label: a.label, Paths: paths, Bytes: bytes})
+	}
+	rs, err := u.cat.ResignState(r.Context())
+	switch {
+	case err == nil:
+		s.Signing = &rs
+	case !errors.Is(err, catalog.ErrNotFound):
+		return nil, err
 	}
 	return s, nil
 }

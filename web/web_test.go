@@ -206,6 +206,24 @@ func TestIndexPage(t *testing.T) {
 	if _, body, _ := index(p); !strings.Contains(body, `<b>2</b><span>store paths</span>`) {
 		t.Errorf("index after StatsTTL: not counted again:\n%s", body)
 	}
+	// Key rollover: the front page says how far re-signing got.
+	st := catalog.ResignState{Target: "t", KeyNames: []string{"new-1", "old-1"}, Retired: []string{"older-1"},
+		Checked: 1200, Total: 5000, Rewritten: 7, Started: *u.clock}
+	if err := u.cat.SaveResignState(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	*u.clock = u.clock.Add(StatsTTL)
+	if _, body, _ := index(p); !strings.Contains(body, "<code>new-1</code>, <code>old-1</code>. Retired: <code>older-1</code>. Re-signing every path: 1,200 of 5,000 checked, 7 rewritten.") {
+		t.Errorf("index during a key rollover:\n%s", body)
+	}
+	st.Completed, st.Checked = *u.clock, 5000
+	if err := u.cat.SaveResignState(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	*u.clock = u.clock.Add(StatsTTL)
+	if _, body, _ := index(p); !strings.Contains(body, "Every path is signed by these keys (re-signing completed") {
+		t.Errorf("index after a key rollover:\n%s", body)
+	}
 	*u.clock = u.clock.Add(StatsTTL)
 	u.cat.broken = true
 	code, body, err := index(p)
