@@ -66,6 +66,7 @@ func (s *Server) mirrorNarInfo(ctx context.Context, hash string) (string, error)
 	if err := s.ing.Sign(&ni); err != nil {
 		return "", fmt.Errorf("%w: %v", errNotFound, err)
 	}
+	s.prefetch(hash, file)
 	return ni.String(), nil
 }
 
@@ -261,28 +262,48 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 	go func() {
 		defer s.bg.Done()
 		defer s.flights.done(file)
-		defer body.Close()
 		verified := false
-		_, err := s.ing.NARExpecting(ctx, file, io.TeeReader(body, out), size, ingest.Expect{
-			NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true,
-			Verified: func() { out.flush(); verified = true; verdict <- nil }})
-		if err != nil {
-			if !verified {
-				verdict <- err
-				return
-			}
-			s.log.Error("mirror: a verified NAR could not be stored", "upstream", f.Upstream, "file", file, "err", err)
+		err := s.storeMirrored(ctx, hash, file, f, body, out, func() { out.flush(); verified = true; verdict <- nil })
+		if err != nil && !verified {
+			verdict <- err
 			return
 		}
-		if get {
+		if err == nil && get {
 			s.cfg.Usage.NAR("nar/" + file)
 		}
-		s.publishMirrored(ctx, hash, "nar/"+file)
 	}()
 	if err := <-verdict; err != nil {
 		s.log.Warn("mirror: a NAR from an upstream was refused", "upstream", f.Upstream, "file", file, "err", err)
 		panic(http.ErrAbortHandler) // the client's transfer fails
 	}
+	return nil
+}
+
+// storeMirrored stores the NAR file of the mirrored path hash as body
+// brings it from f's upstream, writing the bytes to out as they come, and
+// verified it (FileHash, NarHash, NarSize); verified, when set, is called
+// once it proved sound, before the commit. The path is then published (or
+// waits for its references). It closes body. An error before verified
+// was called is the upstream's NAR refused; one after, a failed commit,
+// which it logs.
+func (s *Server) storeMirrored(ctx context.Context, hash, file string, f upstream.Found, body io.ReadCloser, out io.Writer, verified func()) error {
+	defer body.Close()
+	sound := false
+	_, err := s.ing.NARExpecting(ctx, file, io.TeeReader(body, out), int64(f.NarInfo.FileSize), ingest.Expect{
+		NarHash: f.NarInfo.NarHash, NarSize: int64(f.NarInfo.NarSize), Keep: true,
+		Verified: func() {
+			sound = true
+			if verified != nil {
+				verified()
+			}
+		}})
+	if err != nil {
+		if sound {
+			s.log.Error("mirror: a verified NAR could not be stored", "upstream", f.Upstream, "file", file, "err", err)
+		}
+		return err
+	}
+	s.publishMirrored(ctx, hash, "nar/"+file)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nix-cached/cached/narinfo"
 	"github.com/nix-cached/cached/signing"
@@ -25,14 +26,14 @@ func mirrorEnv(t testing.TB) (up, down *env, wait func()) {
 }
 
 // downstreamOf is a cached whose upstream, at url, serves up's paths.
-func downstreamOf(t testing.TB, up *env, url string) (down *env, wait func()) {
+func downstreamOf(t testing.TB, up *env, url string, opts ...func(*Config)) (down *env, wait func()) {
 	t.Helper()
 	puller, err := upstream.New(upstream.Config{URLs: []string{url}, Keys: []signing.PublicKey{up.key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	p := newParts(t, true, logs, func(c *Config) { c.Upstream = puller })
+	p := newParts(t, true, logs, append([]func(*Config){func(c *Config) { c.Upstream = puller }}, opts...)...)
 	down = &env{t: t, cat: p.cat, store: p.store, key: p.key, logs: logs, usage: p.usage}
 	down.srv = httptest.NewServer(p.s)
 	t.Cleanup(down.srv.Close)
@@ -162,4 +163,36 @@ func BenchmarkMirrorFetch(b *testing.B) {
 	}
 	b.StopTimer()
 	wait()
+}
+
+// Serving a mirrored narinfo fetches its NAR ahead of the request: the
+// path is stored and published without its NAR being asked for, and
+// served from storage once the upstream is gone.
+func TestMirrorPrefetch(t *testing.T) {
+	up := newEnv(t, true)
+	a := up.push(strings.Repeat("a", 32)+"-lib", "the library")
+	b := up.push(strings.Repeat("b", 32)+"-app", "the app", a.base)
+	down, wait := downstreamOf(t, up, up.srv.URL, func(c *Config) { c.UpstreamPrefetch = true })
+	for _, p := range []pushed{b, a} {
+		down.do("GET", "/"+p.base[:32]+".narinfo", "", nil).expect(t, 200, "GET mirrored narinfo")
+	}
+	// Wait stops the prefetcher after its current jobs: poll instead.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range []pushed{a, b} {
+		for {
+			if _, err := down.cat.Path(t.Context(), p.base[:32]); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not prefetched and published", p.base)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait()
+	up.srv.Close()
+	r := down.do("GET", "/"+b.base[:32]+".narinfo", "", nil).expect(t, 200, "GET narinfo with the upstream gone")
+	url := r.body[strings.Index(r.body, "URL: ")+5:]
+	url = url[:strings.IndexByte(url, '\n')]
+	down.do("GET", "/"+url, "", nil).expect(t, 200, "GET the prefetched NAR with the upstream gone")
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// Upstream, when set, is where narinfo misses are looked up and
 	// mirrored from (pull-through, mirror.go).
 	Upstream *upstream.Puller
+	// UpstreamPrefetch fetches the NAR of each mirrored narinfo served
+	// ahead of its request (mirror_prefetch.go).
+	UpstreamPrefetch bool
 }
 
 // Server serves the binary cache protocol.
@@ -71,13 +74,17 @@ type Server struct {
 	narInfoCache []string
 	flights      flights        // NAR downloads from upstreams under way
 	waiting      waiting        // mirrored paths waiting for their references
+	pre          prefetcher     // mirrored NARs fetched ahead of their requests
 	bg           sync.WaitGroup // work that outlives its request (Wait)
 }
 
 // Wait waits for the work requests left running: the commits of NARs
-// fetched from upstreams. Call it once the HTTP server stopped, before
-// closing the catalog.
-func (s *Server) Wait() { s.bg.Wait() }
+// fetched from upstreams, and the prefetches queued. Call it once the
+// HTTP server stopped, before closing the catalog.
+func (s *Server) Wait() {
+	s.pre.stop()
+	s.bg.Wait()
+}
 
 // New returns a server over the given catalog, storage and ingester.
 func New(cfg Config, cat catalog.Catalog, store storage.Store, ing *ingest.Ingester, a *auth.Authenticator) (*Server, error) {

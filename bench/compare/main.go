@@ -67,6 +67,7 @@ func main() {
 	bigMiB := flag.Int64("big-mib", 1024, "size of the NAR for the memory measurement, in MiB (0: skip)")
 	million := flag.Int("large-paths", 1_000_000, "synthetic paths for the large-catalog measurement (0: skip)")
 	keep := flag.Bool("keep", false, "keep the work directory (caches, logs) for inspection")
+	remote := flag.Duration("upstream-delay", 20*time.Millisecond, "per-request delay of the remote upstream that pull-through is also measured against (0: skip)")
 	small := flag.Int("small-paths", 2000, "leaf paths of the closure of small paths substituted from both (0: skip)")
 	flag.Parse()
 	keepWork = *keep
@@ -74,6 +75,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	smallPaths = *small
+	remoteDelay = *remote
 	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million); err != nil {
 		log.Fatal(err)
 	}
@@ -84,6 +86,10 @@ var keepWork bool
 
 // smallPaths is the size of the closure of small paths (-small-paths).
 var smallPaths int
+
+// remoteDelay is the per-request delay of the remote upstream
+// (-upstream-delay).
+var remoteDelay time.Duration
 
 func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int) error {
 	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
@@ -196,6 +202,11 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 
 	if err := b.measureServing(ctx, &r, ngx, srv, closure, dur); err != nil {
 		return err
+	}
+	if remoteDelay > 0 {
+		if err := b.measureRemote(ctx, ngx, top, rounds, remoteDelay, &r); err != nil {
+			return err
+		}
 	}
 	for i := range rounds {
 		b.logf("substitute %d/%d: through a pull-through cached, twice", i+1, rounds)

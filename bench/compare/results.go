@@ -24,12 +24,17 @@ type results struct {
 	PushUpstream []time.Duration // push into a cached whose upstream lacks the paths
 	PullFirst    []time.Duration // first substitution through it (fetched upstream)
 	PullSecond   []time.Duration // the second (from its own storage)
-	SmallPaths   int             // the closure of small paths
-	SmallStatic  []time.Duration // substituting it from nginx
-	SmallCached  []time.Duration // and from cached
-	BigMiB       int64
-	Memory       memory
-	Large        *large
+	// Pull-through from a remote upstream: nginx behind a delay.
+	RemoteDelay      time.Duration
+	RemoteDirect     []time.Duration // substituting straight from it
+	RemotePrefetch   []time.Duration // through cached, prefetching
+	RemoteNoPrefetch []time.Duration // through cached, --upstream-prefetch=false
+	SmallPaths       int             // the closure of small paths
+	SmallStatic      []time.Duration // substituting it from nginx
+	SmallCached      []time.Duration // and from cached
+	BigMiB           int64
+	Memory           memory
+	Large            *large
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -160,6 +165,11 @@ func (r *results) markdown(d time.Duration, repeat int) string {
 	if len(r.PullFirst) > 0 {
 		t.timedRow("pull-through: first `nix copy --from` through cached (upstream: the nginx column), s", r.SubstStatic, r.PullFirst, le(1.1))
 		t.timedRow("pull-through: second `nix copy --from` (from cached's storage), s", r.SubstStatic, r.PullSecond, none)
+	}
+	if len(r.RemoteDirect) > 0 {
+		t.timedRow(fmt.Sprintf("pull-through from an upstream %v away: first `nix copy --from` through cached (nginx column: straight from it), s", r.RemoteDelay),
+			r.RemoteDirect, r.RemotePrefetch, le(1.1))
+		t.timedRow("the same with `--upstream-prefetch=false`, s", r.RemoteDirect, r.RemoteNoPrefetch, none)
 	}
 	if len(r.PushUpstream) > 0 {
 		t.timedRow("`nix copy --to` cached with an upstream, s (nginx column: cached without one)", r.PushCached, r.PushUpstream, le(1.1))

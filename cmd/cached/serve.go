@@ -251,15 +251,16 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		pubs[i] = k.Public()
 	}
 	srv, err := server.New(server.Config{
-		StoreDir:      f.storeDir,
-		Priority:      f.priority,
-		WantMassQuery: f.wantMassQuery,
-		PublicKeys:    pubs,
-		RedirectTTL:   redirect,
-		Usage:         rec,
-		Metrics:       met,
-		Upstream:      pull,
-		Logger:        log,
+		StoreDir:         f.storeDir,
+		Priority:         f.priority,
+		WantMassQuery:    f.wantMassQuery,
+		PublicKeys:       pubs,
+		RedirectTTL:      redirect,
+		Usage:            rec,
+		Metrics:          met,
+		Upstream:         pull,
+		UpstreamPrefetch: f.upstream.prefetch,
+		Logger:           log,
 	}, b.cat, b.store, ing, auth.New(authCfg, b.cat))
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ type upstreamFlags struct {
 	urls, keys        listFlag
 	caFile, tokenFile string
 	timeout, missTTL  time.Duration
+	prefetch          bool
 }
 
 func addUpstreamFlags(fs *flag.FlagSet) *upstreamFlags {
@@ -28,6 +29,7 @@ func addUpstreamFlags(fs *flag.FlagSet) *upstreamFlags {
 	fs.StringVar(&f.tokenFile, "upstream-token-file", "", "a `file` holding the password (token) for private upstreams, sent as HTTP Basic auth as Nix sends a netrc password")
 	fs.Var(durationFlag{&f.timeout}, "upstream-timeout", "give an upstream this long to answer a narinfo lookup")
 	fs.Var(durationFlag{&f.missTTL}, "upstream-miss-ttl", "remember this long that no upstream has a path")
+	fs.BoolVar(&f.prefetch, "upstream-prefetch", true, "fetch the NAR of each narinfo served from an upstream ahead of its request (4 at a time), so that substitution does not wait for the upstream path after path")
 	return f
 }
 
