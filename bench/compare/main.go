@@ -34,10 +34,12 @@ type bench struct {
 	netrc     string
 	trusted   []string // public keys Nix trusts
 	missFile  string   // narinfo URL paths no cache has
-	cores     int
-	conns     []int
-	repeat    int // wrk runs per server and load, alternating; the median is kept
-	verbose   bool
+	// The test CA and certificate of the HTTPS measurements (setupTLS).
+	caFile, certFile, keyFile string
+	cores                     int
+	conns                     []int
+	repeat                    int // wrk runs per server and load, alternating; the median is kept
+	verbose                   bool
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -67,6 +69,7 @@ func main() {
 	bigMiB := flag.Int64("big-mib", 1024, "size of the NAR for the memory measurement, in MiB (0: skip)")
 	million := flag.Int("large-paths", 1_000_000, "synthetic paths for the large-catalog measurement (0: skip)")
 	keep := flag.Bool("keep", false, "keep the work directory (caches, logs) for inspection")
+	https := flag.Bool("https", true, "also substitute over HTTPS with HTTP/2, from nginx and from cached")
 	remote := flag.Duration("upstream-delay", 20*time.Millisecond, "per-request delay of the remote upstream that pull-through is also measured against (0: skip)")
 	small := flag.Int("small-paths", 2000, "leaf paths of the closure of small paths substituted from both (0: skip)")
 	flag.Parse()
@@ -76,6 +79,7 @@ func main() {
 	defer stop()
 	smallPaths = *small
 	remoteDelay = *remote
+	measureHTTPS = *https
 	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million); err != nil {
 		log.Fatal(err)
 	}
@@ -90,6 +94,9 @@ var smallPaths int
 // remoteDelay is the per-request delay of the remote upstream
 // (-upstream-delay).
 var remoteDelay time.Duration
+
+// measureHTTPS adds the substitutions over HTTPS/HTTP2 (-https).
+var measureHTTPS bool
 
 func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int) error {
 	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
@@ -250,6 +257,12 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 
 	if smallPaths > 0 {
 		if err := b.measureSmall(ctx, srv, smallPaths, rounds, staticKey, &r); err != nil {
+			return err
+		}
+	}
+	if measureHTTPS {
+		srv.stop() // its data directory is served over HTTPS next
+		if err := b.measureTLS(ctx, static, filepath.Join(work, fmt.Sprintf("cached-%d", rounds-1)), top, rounds, &r); err != nil {
 			return err
 		}
 	}

@@ -54,7 +54,11 @@ func (b *bench) nixEnv(extraConf string) ([]string, error) {
 		"trusted-public-keys = " + strings.Join(b.trusted, " "),
 		extraConf,
 	}, "\n")
-	return append(os.Environ(), "NIX_CONFIG="+conf, "XDG_CACHE_HOME="+cache), nil
+	env := append(os.Environ(), "NIX_CONFIG="+conf, "XDG_CACHE_HOME="+cache)
+	if b.caFile != "" {
+		env = append(env, "NIX_SSL_CERT_FILE="+b.caFile) // read by Nix 2.8 and 2.34 alike
+	}
+	return env, nil
 }
 
 // nix runs a Nix command and returns its standard output and how long it

@@ -29,6 +29,8 @@ type results struct {
 	RemoteDirect     []time.Duration // substituting straight from it
 	RemotePrefetch   []time.Duration // through cached, prefetching
 	RemoteNoPrefetch []time.Duration // through cached, --upstream-prefetch=false
+	TLSStatic        []time.Duration // substituting over HTTPS/HTTP2 from nginx
+	TLSCached        []time.Duration // and from cached (--tls-cert-file)
 	SmallPaths       int             // the closure of small paths
 	SmallStatic      []time.Duration // substituting it from nginx
 	SmallCached      []time.Duration // and from cached
@@ -158,6 +160,9 @@ func (r *results) markdown(d time.Duration, repeat int) string {
 	none := func(float64) string { return "—" }
 	if len(r.SubstStatic) > 0 {
 		t.timedRow("`nix copy --from` the closure, s", r.SubstStatic, r.SubstCached, le(1.0))
+	}
+	if len(r.TLSStatic) > 0 {
+		t.timedRow("`nix copy --from` the closure over HTTPS (HTTP/2), s", r.TLSStatic, r.TLSCached, le(1.0))
 	}
 	if len(r.SmallStatic) > 0 {
 		t.timedRow(fmt.Sprintf("`nix copy --from` a closure of %d small paths, s", r.SmallPaths), r.SmallStatic, r.SmallCached, le(1.0))

@@ -28,9 +28,18 @@ type CA struct {
 // New makes a CA.
 func New(t testing.TB) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewCA()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return ca
+}
+
+// NewCA is New for programs (the benchmarks): it returns its error.
+func NewCA() (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cached test CA"},
@@ -38,15 +47,15 @@ func New(t testing.TB) *CA {
 		KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ca := &CA{cert: cert, key: key}
 	ca.serial.Store(1)
-	return ca
+	return ca, nil
 }
 
 // Pool returns a certificate pool holding the CA alone.
@@ -59,7 +68,14 @@ func (ca *CA) Pool() *x509.CertPool {
 // WriteCA writes the CA's certificate to file.
 func (ca *CA) WriteCA(t testing.TB, file string) {
 	t.Helper()
-	write(t, file, &pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+	if err := ca.WriteCAFile(file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteCAFile is WriteCA for programs.
+func (ca *CA) WriteCAFile(file string) error {
+	return write(file, &pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
 
 // Issue writes a new server certificate for 127.0.0.1 and localhost to
@@ -67,9 +83,18 @@ func (ca *CA) WriteCA(t testing.TB, file string) {
 // certificate gets a new one).
 func (ca *CA) Issue(t testing.TB, certFile, keyFile string) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	serial, err := ca.IssueFiles(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return serial
+}
+
+// IssueFiles is Issue for programs.
+func (ca *CA) IssueFiles(certFile, keyFile string) (*big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	serial := big.NewInt(ca.serial.Add(1))
@@ -79,26 +104,24 @@ func (ca *CA) Issue(t testing.TB, certFile, keyFile string) *big.Int {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	write(t, certFile, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	write(t, keyFile, &pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	return serial
+	if err := write(certFile, &pem.Block{Type: "CERTIFICATE", Bytes: der}); err != nil {
+		return nil, err
+	}
+	return serial, write(keyFile, &pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
 
 // write writes a PEM file through a temporary file and a rename, as
 // certificate managers replace files.
-func write(t testing.TB, file string, b *pem.Block) {
-	t.Helper()
+func write(file string, b *pem.Block) error {
 	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, pem.EncodeToMemory(b), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.Rename(tmp, file); err != nil {
-		t.Fatal(err)
-	}
+	return os.Rename(tmp, file)
 }

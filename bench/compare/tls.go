@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nix-cached/cached/internal/testca"
+)
+
+// setupTLS makes a test CA and a certificate for 127.0.0.1, and makes
+// this program and the Nix commands it runs trust the CA.
+func (b *bench) setupTLS() error {
+	ca, err := testca.NewCA()
+	if err != nil {
+		return err
+	}
+	b.caFile = filepath.Join(b.work, "ca.pem")
+	b.certFile, b.keyFile = filepath.Join(b.work, "tls.crt"), filepath.Join(b.work, "tls.key")
+	if err := ca.WriteCAFile(b.caFile); err != nil {
+		return err
+	}
+	if _, err := ca.IssueFiles(b.certFile, b.keyFile); err != nil {
+		return err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(b.caFile)
+	if err != nil {
+		return err
+	}
+	pool.AppendCertsFromPEM(pem)
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	return nil
+}
+
+// measureTLS substitutes the closure over HTTPS, where Nix multiplexes
+// its requests over one HTTP/2 connection: from nginx (`http2`) serving
+// the static cache, and from cached serving its own data directory with
+// --tls-cert-file, alternating round after round.
+func (b *bench) measureTLS(ctx context.Context, static, cachedData, top string, rounds int, r *results) error {
+	if err := b.setupTLS(); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	// nginx 1.22 (bookworm) takes http2 on the listen line.
+	ngx, err := b.runNginx(ctx, "nginx-tls", static, fmt.Sprintf(
+		"listen 127.0.0.1:%d ssl http2; ssl_certificate %s; ssl_certificate_key %s;", port, b.certFile, b.keyFile))
+	if err != nil {
+		return err
+	}
+	tlsURL := fmt.Sprintf("https://127.0.0.1:%d", port)
+	defer ngx.stop()
+	c, err := b.startCached(ctx, cachedData, "--tls-cert-file", b.certFile, "--tls-key-file", b.keyFile)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	if err := b.trustCached(ctx, c); err != nil {
+		return err
+	}
+	for i := range rounds {
+		for _, s := range []struct {
+			url  string
+			into *[]time.Duration
+		}{{tlsURL, &r.TLSStatic}, {c.URL, &r.TLSCached}} {
+			b.logf("substitute %d/%d over HTTPS/HTTP2: %s", i+1, rounds, s.url)
+			took, err := b.substituteFrom(ctx, s.url, top)
+			if err != nil {
+				return err
+			}
+			*s.into = append(*s.into, took)
+		}
+	}
+	return nil
+}
