@@ -54,17 +54,7 @@ func (c *Catalog) SearchPaths(ctx context.Context, query, after string, limit in
 		if err != nil {
 			return err
 		}
-		defer refs.Close()
-		for refs.Next() {
-			var from, to string
-			if err := refs.Scan(&from, &to); err != nil {
-				return err
-			}
-			if i, ok := index[from]; ok {
-				out[i].References = append(out[i].References, to)
-			}
-		}
-		return refs.Err()
+		return addReferences(refs, out, index)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite catalog: search paths for %q: %w", query, err)

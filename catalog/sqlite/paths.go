@@ -232,17 +232,24 @@ func (c *Catalog) pathBatch(ctx context.Context, after string) ([]catalog.Path, 
 		if err != nil {
 			return err
 		}
-		defer refs.Close()
-		for refs.Next() {
-			var from, to string
-			if err := refs.Scan(&from, &to); err != nil {
-				return err
-			}
-			if i, ok := index[from]; ok {
-				batch[i].References = append(batch[i].References, to)
-			}
-		}
-		return refs.Err()
+		return addReferences(refs, batch, index)
 	})
 	return batch, err
+}
+
+// addReferences appends to paths the references that rows (referrer,
+// reference) lists, index giving each referrer's position in paths;
+// rows of other referrers are skipped. It closes rows.
+func addReferences(rows *sql.Rows, paths []catalog.Path, index map[string]int) error {
+	defer rows.Close()
+	for rows.Next() {
+		var from, to string
+		if err := rows.Scan(&from, &to); err != nil {
+			return err
+		}
+		if i, ok := index[from]; ok {
+			paths[i].References = append(paths[i].References, to)
+		}
+	}
+	return rows.Err()
 }
