@@ -82,3 +82,36 @@ func FromOptionalMillis(ms int64) time.Time {
 	}
 	return FromMillis(ms)
 }
+
+// ResignStateColumns are the columns of the implementations' resign_state
+// row, in the order of ResignState.Values and ScanResignState.
+const ResignStateColumns = `target, key_names, retired, holder, cursor, checked, rewritten, total, seq,
+	started, updated, completed`
+
+// Values are s's column values, in the order of ResignStateColumns.
+func (s ResignState) Values() []any {
+	return []any{s.Target, EncodeNames(s.KeyNames), EncodeNames(s.Retired), s.Holder, s.Cursor,
+		s.Checked, s.Rewritten, s.Total, s.Seq, OptionalMillis(s.Started), OptionalMillis(s.Updated),
+		OptionalMillis(s.Completed)}
+}
+
+// ScanResignState reads a row of ResignStateColumns with scan (a row's
+// Scan); scan's own error is returned as is.
+func ScanResignState(scan func(dest ...any) error) (ResignState, error) {
+	var s ResignState
+	var names, retired string
+	var started, updated, completed int64
+	if err := scan(&s.Target, &names, &retired, &s.Holder, &s.Cursor, &s.Checked, &s.Rewritten, &s.Total,
+		&s.Seq, &started, &updated, &completed); err != nil {
+		return ResignState{}, err
+	}
+	var err error
+	if s.KeyNames, err = DecodeNames(names); err != nil {
+		return ResignState{}, err
+	}
+	if s.Retired, err = DecodeNames(retired); err != nil {
+		return ResignState{}, err
+	}
+	s.Started, s.Updated, s.Completed = FromOptionalMillis(started), FromOptionalMillis(updated), FromOptionalMillis(completed)
+	return s, nil
+}

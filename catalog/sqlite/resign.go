@@ -64,45 +64,28 @@ func (c *Catalog) NarInfosAfter(ctx context.Context, after string, limit int) ([
 
 // ResignState returns the state of re-signing.
 func (c *Catalog) ResignState(ctx context.Context) (catalog.ResignState, error) {
-	var s catalog.ResignState
-	var names, retired string
-	var started, updated, completed int64
-	err := c.reader.QueryRowContext(ctx, `SELECT target, key_names, retired, holder, cursor, checked,
-		rewritten, total, seq, started, updated, completed FROM resign_state WHERE id = 1`).
-		Scan(&s.Target, &names, &retired, &s.Holder, &s.Cursor, &s.Checked, &s.Rewritten, &s.Total,
-			&s.Seq, &started, &updated, &completed)
-	if err == nil {
-		s.KeyNames, err = catalog.DecodeNames(names)
-	}
-	if err == nil {
-		s.Retired, err = catalog.DecodeNames(retired)
-	}
+	s, err := catalog.ScanResignState(c.reader.QueryRowContext(ctx,
+		`SELECT `+catalog.ResignStateColumns+` FROM resign_state WHERE id = 1`).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = catalog.ErrNotFound
 	}
 	if err != nil {
 		return catalog.ResignState{}, fmt.Errorf("sqlite catalog: resign state: %w", err)
 	}
-	s.Started = catalog.FromOptionalMillis(started)
-	s.Updated = catalog.FromOptionalMillis(updated)
-	s.Completed = catalog.FromOptionalMillis(completed)
 	return s, nil
 }
 
 // SaveResignState stores the state of re-signing.
 func (c *Catalog) SaveResignState(ctx context.Context, s catalog.ResignState) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO resign_state (id, target, key_names, retired, holder,
-			cursor, checked, rewritten, total, seq, started, updated, completed)
+		_, err := tx.ExecContext(ctx, `INSERT INTO resign_state (id, `+catalog.ResignStateColumns+`)
 			VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET target = excluded.target, key_names = excluded.key_names,
 				retired = excluded.retired, holder = excluded.holder, cursor = excluded.cursor,
 				checked = excluded.checked, rewritten = excluded.rewritten, total = excluded.total,
 				seq = excluded.seq, started = excluded.started, updated = excluded.updated,
 				completed = excluded.completed`,
-			s.Target, catalog.EncodeNames(s.KeyNames), catalog.EncodeNames(s.Retired), s.Holder, s.Cursor,
-			s.Checked, s.Rewritten, s.Total, s.Seq, catalog.OptionalMillis(s.Started),
-			catalog.OptionalMillis(s.Updated), catalog.OptionalMillis(s.Completed))
+			s.Values()...)
 		return err
 	})
 	if err != nil {
