@@ -230,16 +230,9 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 			s.flights.done(file)
 		}
 	}()
-	f, err := s.cfg.Upstream.NarInfo(r.Context(), hash)
+	f, body, err := s.openUpstreamNAR(r.Context(), hash, file)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errNotFound, err)
-	}
-	if want, err := s.mirrorFile(f); err != nil || want != file {
-		return fmt.Errorf("%w: %s is not the NAR of %s upstream (%v)", errNotFound, file, hash, err)
-	}
-	body, err := s.cfg.Upstream.NAR(r.Context(), f)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errUpstream, err)
+		return err
 	}
 	size := int64(f.NarInfo.FileSize)
 	h := w.Header()
@@ -277,6 +270,24 @@ func (s *Server) fetchMirrored(w http.ResponseWriter, r *http.Request, hash, fil
 		panic(http.ErrAbortHandler) // the client's transfer fails
 	}
 	return nil
+}
+
+// openUpstreamNAR starts the download of the NAR file of the mirrored
+// path hash from the upstream that has its narinfo: errNotFound when no
+// upstream has it as that file, errUpstream when the download fails.
+func (s *Server) openUpstreamNAR(ctx context.Context, hash, file string) (upstream.Found, io.ReadCloser, error) {
+	f, err := s.cfg.Upstream.NarInfo(ctx, hash)
+	if err != nil {
+		return upstream.Found{}, nil, fmt.Errorf("%w: %v", errNotFound, err)
+	}
+	if want, err := s.mirrorFile(f); err != nil || want != file {
+		return upstream.Found{}, nil, fmt.Errorf("%w: %s is not the NAR of %s upstream (%v)", errNotFound, file, hash, err)
+	}
+	body, err := s.cfg.Upstream.NAR(ctx, f)
+	if err != nil {
+		return upstream.Found{}, nil, fmt.Errorf("%w: %w", errUpstream, err)
+	}
+	return f, body, nil
 }
 
 // storeMirrored stores the NAR file of the mirrored path hash as body

@@ -117,16 +117,9 @@ func (s *Server) prefetchOne(j prefetchJob) {
 		return
 	}
 	defer s.flights.done(j.file)
-	f, err := s.cfg.Upstream.NarInfo(ctx, j.hash)
+	f, body, err := s.openUpstreamNAR(ctx, j.hash, j.file)
 	if err != nil {
-		return
-	}
-	if want, err := s.mirrorFile(f); err != nil || want != j.file {
-		return
-	}
-	body, err := s.cfg.Upstream.NAR(ctx, f)
-	if err != nil {
-		s.log.Debug("mirror: prefetch failed", "upstream", f.Upstream, "file", j.file, "err", err)
+		s.log.Debug("mirror: prefetch failed", "file", j.file, "err", err)
 		return
 	}
 	if err := s.storeMirrored(ctx, j.hash, j.file, f, body, io.Discard, nil); err != nil {
