@@ -201,28 +201,7 @@ func TestTokenCreateTwice(t *testing.T) {
 // path rm --dry-run says what would go, pins included, and removes
 // nothing; path rm --force then does it and says what it unpinned.
 func TestPathRemoveDryRun(t *testing.T) {
-	dir := newCacheDir(t)
-	ctx := context.Background()
-	cat, err := sqlite.Open(ctx, filepath.Join(dir, "cached.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := signing.GenerateKey("test-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ing, err := ingest.New(store, cat, ingest.Options{Keys: []signing.SecretKey{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib := publishTestPath(t, ing, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-lib")
-	app := publishTestPath(t, ing, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-app", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-lib")
-	cat.Close()
-	store.Close()
+	dir, lib, app := newCacheWithApp(t, "lib")
 	if code, _, errOut := runCmd(t, "pin", "add", "release", app, "--data-dir", dir); code != 0 {
 		t.Fatalf("pin add: %d %s", code, errOut)
 	}
@@ -244,6 +223,37 @@ func TestPathRemoveDryRun(t *testing.T) {
 	if _, out, _ := runCmd(t, "pin", "ls", "--data-dir", dir); strings.Contains(out, "release") {
 		t.Errorf("the pin survived:\n%s", out)
 	}
+}
+
+// newCacheWithApp makes a cache holding two paths, an app and the library
+// it references (named lib), pushed through the ingester; it returns the
+// data directory and their store paths.
+func newCacheWithApp(t *testing.T, lib string) (dir, libPath, appPath string) {
+	t.Helper()
+	dir = newCacheDir(t)
+	ctx := context.Background()
+	cat, err := sqlite.Open(ctx, filepath.Join(dir, "cached.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.GenerateKey("test-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing, err := ingest.New(store, cat, ingest.Options{Keys: []signing.SecretKey{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	libBase := "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-" + lib
+	libPath = publishTestPath(t, ing, libBase)
+	appPath = publishTestPath(t, ing, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-app", libBase)
+	cat.Close()
+	store.Close()
+	return dir, libPath, appPath
 }
 
 // publishTestPath pushes a one-file path through the ingester and returns
@@ -277,28 +287,7 @@ func publishTestPath(t *testing.T, ing *ingest.Ingester, base string, refs ...st
 
 // cached ls finds paths by name; cached info shows one.
 func TestLsInfo(t *testing.T) {
-	dir := newCacheDir(t)
-	ctx := context.Background()
-	cat, err := sqlite.Open(ctx, filepath.Join(dir, "cached.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := signing.GenerateKey("test-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ing, err := ingest.New(store, cat, ingest.Options{Keys: []signing.SecretKey{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib := publishTestPath(t, ing, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libhello")
-	app := publishTestPath(t, ing, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-app", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libhello")
-	cat.Close()
-	store.Close()
+	dir, lib, app := newCacheWithApp(t, "libhello")
 
 	for _, c := range []struct {
 		args []string
