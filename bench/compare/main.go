@@ -73,32 +73,24 @@ func main() {
 	remote := flag.Duration("upstream-delay", 20*time.Millisecond, "per-request delay of the remote upstream that pull-through is also measured against (0: skip)")
 	small := flag.Int("small-paths", 2000, "leaf paths of the closure of small paths substituted from both (0: skip)")
 	flag.Parse()
-	keepWork = *keep
 	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	smallPaths = *small
-	remoteDelay = *remote
-	measureHTTPS = *https
-	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million); err != nil {
+	more := extras{keep: *keep, smallPaths: *small, remoteDelay: *remote, https: *https}
+	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million, more); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// keepWork keeps the work directory after the run (-keep).
-var keepWork bool
+// extras are the optional parts of a run.
+type extras struct {
+	keep        bool          // keep the work directory (-keep)
+	smallPaths  int           // the closure of small paths (-small-paths; 0: none)
+	remoteDelay time.Duration // per-request delay of the remote upstream (-upstream-delay; 0: none)
+	https       bool          // substitutions over HTTPS/HTTP2 (-https)
+}
 
-// smallPaths is the size of the closure of small paths (-small-paths).
-var smallPaths int
-
-// remoteDelay is the per-request delay of the remote upstream
-// (-upstream-delay).
-var remoteDelay time.Duration
-
-// measureHTTPS adds the substitutions over HTTPS/HTTP2 (-https).
-var measureHTTPS bool
-
-func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int) error {
+func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int, more extras) error {
 	for _, tool := range []string{"nix", "nix-build", "nginx", "wrk", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (apt-get install -y nix-bin nginx-light wrk): %w", tool, err)
@@ -108,7 +100,7 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	if err != nil {
 		return err
 	}
-	if keepWork {
+	if more.keep {
 		log.Printf("work directory (kept): %s", work)
 	} else {
 		defer os.RemoveAll(work)
@@ -210,8 +202,8 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	if err := b.measureServing(ctx, &r, ngx, srv, closure, dur); err != nil {
 		return err
 	}
-	if remoteDelay > 0 {
-		if err := b.measureRemote(ctx, ngx, top, rounds, remoteDelay, &r); err != nil {
+	if more.remoteDelay > 0 {
+		if err := b.measureRemote(ctx, ngx, top, rounds, more.remoteDelay, &r); err != nil {
 			return err
 		}
 	}
@@ -255,12 +247,12 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	}
 	ngx.stop()
 
-	if smallPaths > 0 {
-		if err := b.measureSmall(ctx, srv, smallPaths, rounds, staticKey, &r); err != nil {
+	if more.smallPaths > 0 {
+		if err := b.measureSmall(ctx, srv, more.smallPaths, rounds, staticKey, &r); err != nil {
 			return err
 		}
 	}
-	if measureHTTPS {
+	if more.https {
 		srv.stop() // its data directory is served over HTTPS next
 		if err := b.measureTLS(ctx, static, filepath.Join(work, fmt.Sprintf("cached-%d", rounds-1)), top, rounds, &r); err != nil {
 			return err
