@@ -4,8 +4,11 @@ import (
 	"context"
 	"math/rand/v2"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nix-cached/cached/catalog"
 	"github.com/nix-cached/cached/catalog/catalogtest"
 	"github.com/nix-cached/cached/catalog/synth"
 )
@@ -47,4 +50,27 @@ func BenchmarkPublish(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
 	base, _ := fillPaths(b, c, r, 1000)
 	catalogtest.BenchPublish(b, c, r, base)
+}
+
+// BenchmarkPublishParallel publishes from 16 goroutines at once, as
+// parallel pushes do: their durable commits are grouped.
+func BenchmarkPublishParallel(b *testing.B) {
+	c := openB(b)
+	ctx := context.Background()
+	var next atomic.Int64
+	b.SetParallelism(8) // 16 publishers on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1))
+			n := testNAR(i, time.Now())
+			if err := c.PutNAR(ctx, n); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := c.Publish(ctx, testPath(i, n), catalog.PublishOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -40,7 +40,7 @@ func (c *Catalog) Publish(ctx context.Context, p catalog.Path, opts catalog.Publ
 	others := slices.DeleteFunc(slices.Clone(refs), func(r string) bool { return r == p.HashPart })
 	refsJSON, othersJSON := jsonList(refs), jsonList(others)
 	created := catalog.Millis(p.CreatedAt)
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	err := c.writeGrouped(ctx, func(tx *sql.Tx) error {
 		var narID int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM nars WHERE key = ? AND state = 'ready'
 			AND quarantined_at IS NULL`, p.NARKey).Scan(&narID)

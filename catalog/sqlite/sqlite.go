@@ -76,6 +76,7 @@ type Catalog struct {
 	writer  *sql.DB   // exactly one connection; BEGIN IMMEDIATE transactions
 	reader  *sql.DB   // a few query-only connections
 	narInfo *sql.Stmt // the hot path, prepared once on the reader pool
+	group   groupCommit
 	locks   fileLocks
 }
 
