@@ -3,9 +3,13 @@
 // file://` wrote. It builds a closure with the real Nix client, pushes it
 // into both, loads both with wrk, substitutes from both, and writes a
 // table with cached/nginx ratios, plus cached's memory with a 1 GiB NAR
-// and its narinfo latency and GC time with a million paths.
+// and its narinfo latency and GC time with a million paths. Every push
+// and substitution is timed with each Nix client the tests know
+// (internal/nixtest): the host's Nix 2.8 and the Nix 2.34 of the Debian
+// sid root that scripts/test-deps builds, when it is there. With -ncps,
+// ncps (github.com/kalbasit/ncps, built elsewhere) joins as a peer.
 //
-//	go run ./bench/compare [-out bench/COMPARE.md] [-duration 5s] ...
+//	go run ./bench/compare [-out bench/COMPARE.md] [-duration 5s] [-ncps PATH] ...
 //
 // It needs, as root on Debian: nix-bin, nginx, wrk (apt-get install -y
 // nix-bin nginx-light wrk) and Go. `make bench` runs it.
@@ -23,6 +27,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/nix-cached/cached/internal/nixtest"
 )
 
 // bench holds what every measurement shares.
@@ -40,6 +46,10 @@ type bench struct {
 	conns                     []int
 	repeat                    int // wrk runs per server and load, alternating; the median is kept
 	verbose                   bool
+	host                      *nixtest.Nix   // the host's Nix client
+	clients                   []*nixtest.Nix // every client timed, the host's first
+	missing                   []string       // why a client is missing
+	ncps                      string         // the ncps binary (-ncps), "" for none
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -72,11 +82,12 @@ func main() {
 	https := flag.Bool("https", true, "also substitute over HTTPS with HTTP/2, from nginx and from cached")
 	remote := flag.Duration("upstream-delay", 20*time.Millisecond, "per-request delay of the remote upstream that pull-through is also measured against (0: skip)")
 	small := flag.Int("small-paths", 2000, "leaf paths of the closure of small paths substituted from both (0: skip)")
+	ncps := flag.String("ncps", "", "an ncps binary (github.com/kalbasit/ncps) to measure as a peer (\"\": none)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	more := extras{keep: *keep, smallPaths: *small, remoteDelay: *remote, https: *https}
+	more := extras{keep: *keep, smallPaths: *small, remoteDelay: *remote, https: *https, ncps: *ncps}
 	if err := run(ctx, *out, *dur, *paths, *rounds, *repeat, *bigMiB, *million, more); err != nil {
 		log.Fatal(err)
 	}
@@ -88,6 +99,7 @@ type extras struct {
 	smallPaths  int           // the closure of small paths (-small-paths; 0: none)
 	remoteDelay time.Duration // per-request delay of the remote upstream (-upstream-delay; 0: none)
 	https       bool          // substitutions over HTTPS/HTTP2 (-https)
+	ncps        string        // the ncps binary (-ncps; "": none)
 }
 
 func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repeat int, bigMiB int64, million int, more extras) error {
@@ -96,16 +108,32 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 			return fmt.Errorf("%s is not installed (apt-get install -y nix-bin nginx-light wrk): %w", tool, err)
 		}
 	}
+	b := &bench{cores: runtime.NumCPU(), conns: []int{1, 16, 64}, repeat: max(1, repeat), verbose: true}
+	if more.ncps != "" {
+		p, err := filepath.Abs(more.ncps)
+		if err == nil {
+			_, err = os.Stat(p)
+		}
+		if err != nil {
+			return fmt.Errorf("-ncps: %w", err)
+		}
+		b.ncps = p
+	}
+	if err := b.findClients(); err != nil {
+		return err
+	}
+	// Under os.TempDir, which nixtest mounts at the same path in the sid
+	// root: the chroot's client reads and writes the same files.
 	work, err := os.MkdirTemp("", "cached-compare-")
 	if err != nil {
 		return err
 	}
+	b.work = work
 	if more.keep {
 		log.Printf("work directory (kept): %s", work)
 	} else {
 		defer os.RemoveAll(work)
 	}
-	b := &bench{work: work, cores: runtime.NumCPU(), conns: []int{1, 16, 64}, repeat: max(1, repeat), verbose: true}
 	b.cached = filepath.Join(work, "cached")
 	b.logf("building cached")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.cached, "./cmd/cached").CombinedOutput(); err != nil {
@@ -116,77 +144,27 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	}
 	var r results
 	r.Machine = describeMachine(ctx)
+	r.Missing = b.missing
+	if b.ncps != "" {
+		r.Ncps = b.ncpsVersion(ctx)
+	}
 	b.logf("building a closure of %d paths with nix-build", paths+1)
 	top, closure, err := b.buildClosure(ctx, paths, fmt.Sprint(time.Now().UnixNano()))
 	if err != nil {
 		return err
 	}
 	r.ClosurePaths = len(closure)
-
-	// Push into both, timing each round into an empty cache; the last
-	// round's caches are the ones served. Also into a cached whose
-	// upstream (nginx serving an empty static cache) lacks every path:
-	// what pull-through costs a push.
 	staticKey := filepath.Join(work, "static.sk")
-	var static string
-	var srv *server
-	emptyDir := filepath.Join(work, "empty-upstream")
-	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
+	if err := b.seedClients(ctx, top, staticKey); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(emptyDir, "nix-cache-info"), []byte("StoreDir: /nix/store\n"), 0o644); err != nil {
-		return err
-	}
-	empty, err := b.startNginx(ctx, emptyDir)
+	defer b.unseedClients(context.WithoutCancel(ctx), closure)
+
+	// Push with every client, each round into empty caches; the last
+	// round's caches are the ones served.
+	static, srv, err := b.measurePush(ctx, &r, top, staticKey, rounds)
 	if err != nil {
 		return err
-	}
-	defer empty.stop()
-	for i := range rounds {
-		static = filepath.Join(work, fmt.Sprintf("static-%d", i))
-		b.logf("push %d/%d: nix copy --to file://", i+1, rounds)
-		took, err := b.pushTo(ctx, "file://"+static+"?compression=zstd&secret-key="+staticKey, top)
-		if err != nil {
-			return err
-		}
-		r.PushStatic = append(r.PushStatic, took)
-		b.logf("push %d/%d: nix copy --to nginx WebDAV", i+1, rounds)
-		if took, err = b.pushToDAV(ctx, filepath.Join(work, fmt.Sprintf("dav-%d", i)), top); err != nil {
-			return err
-		}
-		r.PushDAV = append(r.PushDAV, took)
-		srv.stop()
-		if srv, err = b.startCached(ctx, filepath.Join(work, fmt.Sprintf("cached-%d", i))); err != nil {
-			return err
-		}
-		if err := b.trustCached(ctx, srv); err != nil {
-			return err
-		}
-		b.logf("push %d/%d: nix copy --to cached", i+1, rounds)
-		took, err = b.pushTo(ctx, srv.URL+"?compression=zstd", top)
-		if err != nil {
-			srv.stop()
-			return err
-		}
-		r.PushCached = append(r.PushCached, took)
-
-		b.logf("push %d/%d: nix copy --to cached with an upstream", i+1, rounds)
-		up, err := b.startCached(ctx, filepath.Join(work, fmt.Sprintf("cached-up-%d", i)),
-			"--upstream", empty.URL, "--upstream-key", b.trusted[0])
-		if err != nil {
-			return err
-		}
-		if err := b.trustCached(ctx, up); err == nil {
-			took, err = b.pushTo(ctx, up.URL+"?compression=zstd", top)
-		}
-		up.stop()
-		if err != nil {
-			return err
-		}
-		r.PushUpstream = append(r.PushUpstream, took)
-		if err := b.trustCached(ctx, srv); err != nil {
-			return err
-		}
 	}
 	defer func() { srv.stop() }()
 	ngx, err := b.startNginx(ctx, static)
@@ -202,48 +180,18 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	if err := b.measureServing(ctx, &r, ngx, srv, closure, dur); err != nil {
 		return err
 	}
+	if b.ncps != "" {
+		if err := b.measureNcpsHits(ctx, &r, ngx, top, dur); err != nil {
+			return err
+		}
+	}
 	if more.remoteDelay > 0 {
 		if err := b.measureRemote(ctx, ngx, top, rounds, more.remoteDelay, &r); err != nil {
 			return err
 		}
 	}
-	for i := range rounds {
-		b.logf("substitute %d/%d: through a pull-through cached, twice", i+1, rounds)
-		pull, err := b.startCached(ctx, filepath.Join(work, fmt.Sprintf("pull-%d", i)),
-			"--upstream", ngx.URL, "--upstream-key", b.trusted[0])
-		if err != nil {
-			return err
-		}
-		for j, into := range []*[]time.Duration{&r.PullFirst, &r.PullSecond} {
-			if err == nil {
-				err = b.trustCached(ctx, pull)
-			}
-			var took time.Duration
-			if err == nil {
-				took, err = b.substituteFrom(ctx, pull.URL, top)
-			}
-			if err != nil {
-				pull.stop()
-				return fmt.Errorf("pull-through, fetch %d: %w", j+1, err)
-			}
-			*into = append(*into, took)
-		}
-		pull.stop()
-		if err := b.trustCached(ctx, srv); err != nil {
-			return err
-		}
-		for _, s := range []*server{ngx, srv} {
-			b.logf("substitute %d/%d: nix copy --from %s", i+1, rounds, s.name)
-			took, err := b.substituteFrom(ctx, s.URL, top)
-			if err != nil {
-				return err
-			}
-			if s == ngx {
-				r.SubstStatic = append(r.SubstStatic, took)
-			} else {
-				r.SubstCached = append(r.SubstCached, took)
-			}
-		}
+	if err := b.measureSubstitute(ctx, &r, ngx, srv, top, rounds); err != nil {
+		return err
 	}
 	ngx.stop()
 
@@ -254,7 +202,7 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	}
 	if more.https {
 		srv.stop() // its data directory is served over HTTPS next
-		if err := b.measureTLS(ctx, static, filepath.Join(work, fmt.Sprintf("cached-%d", rounds-1)), top, rounds, &r); err != nil {
+		if err := b.measureTLS(ctx, static, srv.dir, top, rounds, &r); err != nil {
 			return err
 		}
 	}
@@ -290,6 +238,54 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 	return os.WriteFile(out, []byte(report), 0o644)
 }
 
+// measureSubstitute substitutes the closure with every client, round
+// after round: through a pull-through cached whose upstream is ngx
+// (twice: fetched upstream, then from its own storage), through ncps
+// likewise when given, and from ngx and srv, one after the other.
+func (b *bench) measureSubstitute(ctx context.Context, r *results, ngx, srv *server, top string, rounds int) error {
+	for i := range rounds {
+		err := b.eachClient(r, func(n *nixtest.Nix, c *clientRuns) error {
+			tag := fmt.Sprintf("%d-%s", i, n.Name)
+			b.logf("substitute %d/%d, Nix %s: through a pull-through cached, twice", i+1, rounds, n.Version)
+			pull, err := b.startCached(ctx, filepath.Join(b.work, "pull-"+tag),
+				"--upstream", ngx.URL, "--upstream-key", b.trusted[0])
+			if err != nil {
+				return err
+			}
+			for j, into := range []*[]time.Duration{&c.PullFirst, &c.PullSecond} {
+				if err == nil {
+					err = b.trust(ctx, pull)
+				}
+				var took time.Duration
+				if err == nil {
+					took, err = b.substituteFrom(ctx, n, pull.URL, top)
+				}
+				if err != nil {
+					pull.stop()
+					return fmt.Errorf("pull-through, fetch %d: %w", j+1, err)
+				}
+				*into = append(*into, took)
+			}
+			pull.stop()
+			if b.ncps != "" {
+				b.logf("substitute %d/%d, Nix %s: through ncps, twice", i+1, rounds, n.Version)
+				if err := b.pullNcps(ctx, n, c, ngx, filepath.Join(b.work, "ncps-pull-"+tag), top); err != nil {
+					return err
+				}
+			}
+			if err := b.trust(ctx, srv); err != nil {
+				return err
+			}
+			b.logf("substitute %d/%d", i+1, rounds)
+			return b.substituteEach(ctx, n, ngx, srv, top, "the closure", &c.SubstStatic, &c.SubstCached)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // setupCredentials makes the push token, the netrc Nix sends it from and
 // the static cache's signing key.
 func (b *bench) setupCredentials(ctx context.Context) error {
@@ -319,12 +315,12 @@ func (b *bench) setupCredentials(ctx context.Context) error {
 	return err
 }
 
-// trustCached makes the keys of a started cached the trusted ones, beside
-// the static cache's. Each data directory gets its own key under the same
-// (host) name, and Nix keeps only one key per name: an earlier instance's
-// key must go.
-func (b *bench) trustCached(ctx context.Context, s *server) error {
-	_, body, err := fetch(ctx, s.URL+"/public-key")
+// trust makes the keys of a started cached (or ncps) the trusted ones,
+// beside the static cache's. Each data directory gets its own key under
+// the same (host) name, and Nix keeps only one key per name: an earlier
+// instance's key must go.
+func (b *bench) trust(ctx context.Context, s *server) error {
+	_, body, err := fetch(ctx, s.URL+s.pubPath)
 	if err != nil {
 		return err
 	}

@@ -16,13 +16,15 @@ import (
 	"time"
 )
 
-// server is a running cached or nginx.
+// server is a running cached, nginx or ncps.
 type server struct {
-	name   string
-	URL    string
-	cmd    *exec.Cmd
-	done   chan error    // the exit, received once by whoever waits first
-	exited chan struct{} // closed when the process has exited
+	name    string
+	URL     string
+	dir     string // cached's or ncps's data directory
+	pubPath string // where it serves its public key ("" for nginx)
+	cmd     *exec.Cmd
+	done    chan error    // the exit, received once by whoever waits first
+	exited  chan struct{} // closed when the process has exited
 }
 
 // watch waits for the process in the background, after first is closed
@@ -62,7 +64,7 @@ func (b *bench) startCached(ctx context.Context, dataDir string, extra ...string
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "cached", cmd: cmd}
+	s := &server{name: "cached", cmd: cmd, dir: dataDir, pubPath: "/public-key"}
 	urls := make(chan string, 1)
 	scanned := make(chan struct{})
 	go func() {

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"time"
+
+	"github.com/nix-cached/cached/internal/nixtest"
 )
 
 // startRemote serves upstream through a proxy that holds every request
@@ -34,7 +36,7 @@ func startRemote(upstream string, delay time.Duration) (string, func(), error) {
 
 // measureRemote substitutes top straight from a remote upstream (ngx
 // behind a delay) and through cached mirroring it, with and without
-// prefetching, alternating round after round.
+// prefetching, with every client, alternating round after round.
 func (b *bench) measureRemote(ctx context.Context, ngx *server, top string, rounds int, delay time.Duration, r *results) error {
 	remote, stop, err := startRemote(ngx.URL, delay)
 	if err != nil {
@@ -43,30 +45,36 @@ func (b *bench) measureRemote(ctx context.Context, ngx *server, top string, roun
 	defer stop()
 	r.RemoteDelay = delay
 	for i := range rounds {
-		b.logf("substitute %d/%d: from an upstream %v away, straight and through cached", i+1, rounds, delay)
-		took, err := b.substituteFrom(ctx, remote, top)
+		err := b.eachClient(r, func(n *nixtest.Nix, cr *clientRuns) error {
+			b.logf("substitute %d/%d, Nix %s: from an upstream %v away, straight and through cached", i+1, rounds, n.Version, delay)
+			took, err := b.substituteFrom(ctx, n, remote, top)
+			if err != nil {
+				return err
+			}
+			cr.RemoteDirect = append(cr.RemoteDirect, took)
+			for _, prefetch := range []bool{true, false} {
+				c, err := b.startCached(ctx, filepath.Join(b.work, fmt.Sprintf("remote-%d-%s-%v", i, n.Name, prefetch)),
+					"--upstream", remote, "--upstream-key", b.trusted[0], fmt.Sprintf("--upstream-prefetch=%v", prefetch))
+				if err != nil {
+					return err
+				}
+				if err = b.trust(ctx, c); err == nil {
+					took, err = b.substituteFrom(ctx, n, c.URL, top)
+				}
+				c.stop()
+				if err != nil {
+					return err
+				}
+				if prefetch {
+					cr.RemotePrefetch = append(cr.RemotePrefetch, took)
+				} else {
+					cr.RemoteNoPrefetch = append(cr.RemoteNoPrefetch, took)
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
-		}
-		r.RemoteDirect = append(r.RemoteDirect, took)
-		for _, prefetch := range []bool{true, false} {
-			c, err := b.startCached(ctx, filepath.Join(b.work, fmt.Sprintf("remote-%d-%v", i, prefetch)),
-				"--upstream", remote, "--upstream-key", b.trusted[0], fmt.Sprintf("--upstream-prefetch=%v", prefetch))
-			if err != nil {
-				return err
-			}
-			if err = b.trustCached(ctx, c); err == nil {
-				took, err = b.substituteFrom(ctx, c.URL, top)
-			}
-			c.stop()
-			if err != nil {
-				return err
-			}
-			if prefetch {
-				r.RemotePrefetch = append(r.RemotePrefetch, took)
-			} else {
-				r.RemoteNoPrefetch = append(r.RemoteNoPrefetch, took)
-			}
 		}
 	}
 	return nil

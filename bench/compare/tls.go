@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nix-cached/cached/internal/nixtest"
 	"github.com/nix-cached/cached/internal/testca"
 )
 
@@ -44,7 +45,9 @@ func (b *bench) setupTLS() error {
 // measureTLS substitutes the closure over HTTPS, where Nix multiplexes
 // its requests over one HTTP/2 connection: from nginx (`http2`) serving
 // the static cache, and from cached serving its own data directory with
-// --tls-cert-file, alternating round after round.
+// --tls-cert-file, with every client, alternating round after round. The
+// CA file is under the work directory, so the sid root's client reads it
+// too (NIX_SSL_CERT_FILE).
 func (b *bench) measureTLS(ctx context.Context, static, cachedData, top string, rounds int, r *results) error {
 	if err := b.setupTLS(); err != nil {
 		return err
@@ -66,20 +69,26 @@ func (b *bench) measureTLS(ctx context.Context, static, cachedData, top string, 
 		return err
 	}
 	defer c.stop()
-	if err := b.trustCached(ctx, c); err != nil {
+	if err := b.trust(ctx, c); err != nil {
 		return err
 	}
 	for i := range rounds {
-		for _, s := range []struct {
-			url  string
-			into *[]time.Duration
-		}{{tlsURL, &r.TLSStatic}, {c.URL, &r.TLSCached}} {
-			b.logf("substitute %d/%d over HTTPS/HTTP2: %s", i+1, rounds, s.url)
-			took, err := b.substituteFrom(ctx, s.url, top)
-			if err != nil {
-				return err
+		err := b.eachClient(r, func(n *nixtest.Nix, cr *clientRuns) error {
+			for _, s := range []struct {
+				url  string
+				into *[]time.Duration
+			}{{tlsURL, &cr.TLSStatic}, {c.URL, &cr.TLSCached}} {
+				b.logf("substitute %d/%d over HTTPS/HTTP2, Nix %s: %s", i+1, rounds, n.Version, s.url)
+				took, err := b.substituteFrom(ctx, n, s.url, top)
+				if err != nil {
+					return err
+				}
+				*s.into = append(*s.into, took)
 			}
-			*s.into = append(*s.into, took)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

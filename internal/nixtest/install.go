@@ -110,6 +110,14 @@ func probe(root string) (*Nix, error) {
 	return n, nil
 }
 
+// Find returns every installed Nix client, oldest first, and why any is
+// missing (one reason each), for programs that are not tests (the
+// benchmark harness, bench/compare).
+func Find() ([]*Nix, []string) {
+	findOnce.Do(find)
+	return found, missing
+}
+
 // Clients returns every installed Nix client, oldest first. A missing
 // client skips the test, or fails it when CACHED_REQUIRE_NIX=1.
 func Clients(t testing.TB) []*Nix {
