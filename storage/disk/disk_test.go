@@ -106,6 +106,44 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+// TestShardsMadeTogether checks that the first object under a directory
+// creates all 256 of its shard directories, and that the root, whose
+// shards hold the rare keys without a directory, gets only those it uses.
+func TestShardsMadeTogether(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root)
+	put(t, s, "nar/abc.nar.zst", "x")
+	put(t, s, "nix-cache-info", "y")
+	entries, err := os.ReadDir(filepath.Join(root, "nar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 256 {
+		t.Errorf("nar/ holds %d entries after one upload, want the 256 shards", len(entries))
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !isShardName(e.Name()) {
+			t.Errorf("nar/%s: not a shard directory", e.Name())
+		}
+	}
+	var shards []string
+	rootEntries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rootEntries {
+		if isShardName(e.Name()) {
+			shards = append(shards, e.Name())
+		}
+	}
+	if want := []string{fnvShard("nix-cache-info")}; !slices.Equal(shards, want) {
+		t.Errorf("shard directories at the root: %q, want %q", shards, want)
+	}
+	if got := files(t, root); !slices.Equal(got, []string{"7a/nix-cache-info", "nar/d3/abc.nar.zst"}) {
+		t.Errorf("files: %q", got)
+	}
+}
+
 // TestListIgnoresForeignFiles plants files that keyPath cannot produce.
 func TestListIgnoresForeignFiles(t *testing.T) {
 	root := t.TempDir()

@@ -148,7 +148,10 @@ func (u *upload) discard() error {
 }
 
 // mkdirs creates the slash-separated directory dir and its missing parents,
-// syncing the parent of each directory it creates.
+// syncing the parent of each directory it creates. A shard directory
+// (other than the root's) is created with all its siblings, so that a new
+// cache pays for them once, on its first upload, instead of on most of
+// its first few hundred.
 func (s *Store) mkdirs(dir string) error {
 	if fi, err := s.root.Stat(dir); err == nil && fi.IsDir() {
 		return nil
@@ -164,7 +167,26 @@ func (s *Store) mkdirs(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := s.syncDir(path.Dir(dir[:i])); err != nil {
+		parent := path.Dir(dir[:i])
+		if i == len(dir) && parent != "." && isShardName(path.Base(dir)) {
+			if err := s.mkShards(parent); err != nil {
+				return err
+			}
+		}
+		if err := s.syncDir(parent); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkShards creates every shard directory in the slash-separated directory
+// dir that is not there yet.
+func (s *Store) mkShards(dir string) error {
+	const hex = "0123456789abcdef"
+	for i := range 256 {
+		name := path.Join(dir, string([]byte{hex[i>>4], hex[i&0xf]}))
+		if err := s.root.Mkdir(name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 	}
