@@ -27,7 +27,7 @@ import (
 
 // Defaults.
 const (
-	DefaultMaxBytes = 32 << 20
+	DefaultMaxBytes = 128 << 20
 	DefaultPoll     = 250 * time.Millisecond
 	// pollPage is how many changes one query of the log reads.
 	pollPage = 4096
@@ -76,10 +76,17 @@ type Catalog struct {
 
 	mu sync.Mutex
 	// Two generations approximate least-recently-used eviction: lookups
-	// fill cur and move hits from old into it; when cur holds half the
-	// budget it becomes old and the previous old is dropped.
-	cur, old map[string]entry
-	curBytes int64
+	// fill cur and move hits from old into it. Over the budget, entries
+	// of old are dropped, in the order of evict; once old is empty, cur
+	// becomes old. So the whole budget holds entries, and what goes is
+	// what was not used since the last turn. Within old the order is the
+	// map's, not the least recent first: a client walking more paths
+	// than fit, over and over (a fleet substituting a closure larger
+	// than the cache), would otherwise find none of them, as each is
+	// dropped just before it is asked for again.
+	cur, old           map[string]entry
+	curBytes, oldBytes int64
+	evict              []string // hash parts of old (and some gone from it), dropped from the end
 	// epoch counts invalidations. A lookup that missed notes it before
 	// asking the database and stores the answer only if it has not moved:
 	// otherwise the answer may predate a change already forgotten.
@@ -167,21 +174,55 @@ func (c *Catalog) lookup(hash string) (entry, bool) {
 	}
 	e, ok := c.old[hash]
 	if ok {
+		size := e.size(hash)
 		delete(c.old, hash)
-		c.put(hash, e)
+		c.oldBytes -= size
+		c.cur[hash] = e
+		c.curBytes += size
 	}
 	return e, ok
 }
 
-// put adds an entry to the current generation, turning generations when
-// it is full; c.mu is held.
+// put adds an entry to the current generation, first dropping entries of
+// the old one, and turning generations, until it fits; c.mu is held.
 func (c *Catalog) put(hash string, e entry) {
 	size := e.size(hash)
-	if c.curBytes+size > c.opt.MaxBytes/2 {
-		c.old, c.cur, c.curBytes = c.cur, make(map[string]entry, len(c.cur)), 0
+	for c.curBytes+c.oldBytes+size > c.opt.MaxBytes && len(c.cur)+len(c.old) > 0 {
+		if len(c.old) == 0 {
+			c.turn()
+		} else {
+			c.dropOld()
+		}
 	}
 	c.cur[hash] = e
 	c.curBytes += size
+}
+
+// turn makes the current generation the old one (which is empty); c.mu
+// is held.
+func (c *Catalog) turn() {
+	c.old, c.oldBytes = c.cur, c.curBytes
+	c.cur, c.curBytes = make(map[string]entry, len(c.old)), 0
+	c.evict = c.evict[:0]
+	for h := range c.old {
+		c.evict = append(c.evict, h)
+	}
+}
+
+// dropOld drops one entry of the old generation; c.mu is held.
+func (c *Catalog) dropOld() {
+	for len(c.evict) > 0 {
+		h := c.evict[len(c.evict)-1]
+		c.evict = c.evict[:len(c.evict)-1]
+		if e, ok := c.old[h]; ok {
+			delete(c.old, h)
+			c.oldBytes -= e.size(h)
+			return
+		}
+	}
+	// Every entry of old is named in evict; should one not be, it goes
+	// with the rest rather than be kept over the budget.
+	c.old, c.oldBytes = map[string]entry{}, 0
 }
 
 // remember stores what the database answered, unless something was
@@ -195,10 +236,20 @@ func (c *Catalog) remember(hash string, e entry, epoch uint64) {
 	if c.epoch != epoch {
 		return
 	}
-	if old, ok := c.cur[hash]; ok {
-		c.curBytes -= old.size(hash)
-	}
+	c.drop(hash)
 	c.put(hash, e)
+}
+
+// drop forgets the entry of hash, in either generation; c.mu is held.
+func (c *Catalog) drop(hash string) {
+	if e, ok := c.cur[hash]; ok {
+		c.curBytes -= e.size(hash)
+		delete(c.cur, hash)
+	}
+	if e, ok := c.old[hash]; ok {
+		c.oldBytes -= e.size(hash)
+		delete(c.old, hash)
+	}
 }
 
 // forget drops the entries of hashes (nil: all of them).
@@ -207,15 +258,11 @@ func (c *Catalog) forget(hashes []string) {
 	defer c.mu.Unlock()
 	c.epoch++
 	if hashes == nil {
-		c.cur, c.old, c.curBytes = map[string]entry{}, map[string]entry{}, 0
+		c.cur, c.old, c.curBytes, c.oldBytes, c.evict = map[string]entry{}, map[string]entry{}, 0, 0, nil
 		return
 	}
 	for _, h := range hashes {
-		if e, ok := c.cur[h]; ok {
-			c.curBytes -= e.size(h)
-			delete(c.cur, h)
-		}
-		delete(c.old, h)
+		c.drop(h)
 	}
 }
 
@@ -342,14 +389,14 @@ func (c *Catalog) DeletePaths(ctx context.Context, hashParts []string, cond cata
 type Stats struct {
 	Hits, Misses int64 // NarInfo answers from memory, and from the database
 	Entries      int
-	Bytes        int64 // approximate, of the current generation only
+	Bytes        int64 // approximate
 }
 
 // CacheStats returns the cache's counters.
 func (c *Catalog) CacheStats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: len(c.cur) + len(c.old), Bytes: c.curBytes}
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: len(c.cur) + len(c.old), Bytes: c.curBytes + c.oldBytes}
 }
 
 // Close stops following the log and closes the wrapped catalog.

@@ -100,7 +100,7 @@ func TestCommandHelp(t *testing.T) {
 		})
 	}
 	_, out, _ := runCmd(t, "serve", "-h")
-	for _, want := range []string{"--narinfo-cache MEMORY", "(default 32MiB)", "(default 64GiB)", "--upstream-miss-ttl DURATION", "(default 10m)", "--retention DURATION", "(default 365d)"} {
+	for _, want := range []string{"--narinfo-cache MEMORY", "(default 128MiB)", "(default 64GiB)", "--upstream-miss-ttl DURATION", "(default 10m)", "--retention DURATION", "(default 365d)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve -h lacks %q", want)
 		}
