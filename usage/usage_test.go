@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -80,5 +81,64 @@ func TestRunFlushesAtShutdown(t *testing.T) {
 	<-done
 	if _, ok := st.paths["dddd"]; !ok {
 		t.Fatal("Run did not flush at shutdown")
+	}
+}
+
+// A path asked for again within Resolution of its last recorded use is
+// not written again; at Resolution it is.
+func TestRepeatedUsesWithinResolution(t *testing.T) {
+	now := time.Unix(1000, 0)
+	st := &tally{}
+	r := New(st, func() time.Time { return now }, nil)
+	hash := "0123456789abcdfghijklmnpqrsvwxyz" // 32 characters
+	flush := func() {
+		t.Helper()
+		if err := r.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Path(hash)
+	flush()
+	if st.calls != 1 || !st.paths[hash].Equal(now) {
+		t.Fatalf("first use: %d calls, %v", st.calls, st.paths)
+	}
+	first := now
+	now = now.Add(Resolution - time.Second)
+	r.Path(hash)
+	flush()
+	if st.calls != 1 || !st.paths[hash].Equal(first) {
+		t.Fatalf("a use within Resolution was written: %d calls, %v", st.calls, st.paths)
+	}
+	now = first.Add(Resolution)
+	r.Path(hash)
+	flush()
+	if st.calls != 2 || !st.paths[hash].Equal(now) {
+		t.Fatalf("a use Resolution after the last recorded one: %d calls, %v", st.calls, st.paths)
+	}
+	// Much later, with generations turned in between, it is written again.
+	now = now.Add(10 * Resolution)
+	r.Path(hash)
+	flush()
+	if st.calls != 3 || !st.paths[hash].Equal(now) {
+		t.Fatalf("a use long after: %d calls, %v", st.calls, st.paths)
+	}
+}
+
+// The memory of recorded uses is bounded: paths beyond it are recorded
+// every time.
+func TestRecentUsesBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := New(&tally{}, func() time.Time { return now }, nil)
+	for i := range maxRecent + 10 {
+		r.Path(fmt.Sprintf("%032d", i))
+	}
+	if len(r.recent) != maxRecent || len(r.paths) != maxRecent+10 {
+		t.Fatalf("%d remembered, %d pending; want %d and %d", len(r.recent), len(r.paths), maxRecent, maxRecent+10)
+	}
+	extra := fmt.Sprintf("%032d", maxRecent+5)
+	delete(r.paths, extra)
+	r.Path(extra)
+	if _, ok := r.paths[extra]; !ok {
+		t.Fatal("a use of a path beyond the bound was not recorded")
 	}
 }
