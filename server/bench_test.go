@@ -279,6 +279,7 @@ func BenchmarkNARGet(b *testing.B) {
 		size    int64
 		streams int
 	}{
+		{"4KiB/streams=1", 4 << 10, 1}, // a small path: the cost per request
 		{"1MiB/streams=1", 1 << 20, 1},
 		{"64MiB/streams=1", 64 << 20, 1},
 		{"64MiB/streams=4", 64 << 20, 4},
