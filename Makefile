@@ -48,11 +48,13 @@ unit:
 fuzz:
 	scripts/fuzz $(FUZZTIME)
 
-# cached side by side with nginx serving a static cache (needs root for
-# nix-bin, nginx and wrk; about 12 minutes); writes bench/COMPARE.md.
+# cached side by side with nginx serving a static cache, with each Nix
+# client (needs root for nix-bin, nginx and wrk); writes bench/COMPARE.md.
+# BENCHFLAGS adds options, such as -ncps PATH for ncps as a peer.
+BENCHFLAGS ?=
 bench:
 	scripts/bench-deps
-	$(GO) run ./bench/compare -out bench/COMPARE.md
+	$(GO) run ./bench/compare -out bench/COMPARE.md $(BENCHFLAGS)
 
 # The Go benchmarks (codecs, handlers, catalogs, ingest).
 bench-go:
