@@ -25,9 +25,12 @@ func closureExpr(paths int, seed string) string {
     builder = "/bin/sh";
     PATH = "/usr/bin:/bin";
     inherit deps;
+    # A file, not the environment: the top path of thousands of leaves
+    # names more than one environment string may hold (128 KiB).
+    passAsFile = [ "deps" ];
     args = [ "-c" ''
       mkdir -p $out/share
-      echo $deps > $out/share/deps
+      cat $depsPath > $out/share/deps
       if [ $(( ${toString i} %% 20 )) = 0 ]; then head -c 4000000 /dev/urandom > $out/share/blob
       else seq 1 $(( ${toString i} * 7 + 500 )) > $out/share/data; fi
     '' ];
