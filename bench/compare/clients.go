@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,6 +58,8 @@ type clientRuns struct {
 	TLSCached        []time.Duration // and from cached (--tls-cert-file)
 	SmallStatic      []time.Duration // the closure of small paths from nginx
 	SmallCached      []time.Duration // and from cached
+	SmallPushDAV     []time.Duration // the closure of small paths pushed into WebDAV
+	SmallPushCached  []time.Duration // and into cached
 }
 
 // label names the client in a row of the table.
@@ -81,26 +82,19 @@ func (b *bench) eachClient(r *results, f func(n *nixtest.Nix, c *clientRuns) err
 	return nil
 }
 
-// seedClients puts the closure into the store of every client that has
-// a store of its own (the sid root's), so that it can push it: the host's
-// client copies it to a static cache, signed with key, and the other
-// substitutes it from there, which gives each client the same bytes
+// seedClients puts the closure of top into the store of every client
+// that has a store of its own (the sid root's), so that it can push it:
+// each substitutes it from the signed static cache at URL from, which
+// the host's client wrote, so that every client has the same bytes
 // (building it again would write other random blobs). The e2e tests
 // build in the root instead; a copy is as good here, and faster.
-func (b *bench) seedClients(ctx context.Context, top, key string) error {
-	seed := ""
+func (b *bench) seedClients(ctx context.Context, top, from string) error {
 	for _, n := range b.clients {
 		if n.Root == "" {
 			continue
 		}
-		if seed == "" {
-			seed = filepath.Join(b.work, "seed")
-			if _, err := b.pushTo(ctx, b.host, "file://"+seed+"?compression=zstd&secret-key="+key, top); err != nil {
-				return err
-			}
-		}
-		b.logf("copying the closure into the store of Nix %s (%s)", n.Version, n.Root)
-		if _, _, err := b.nixOn(ctx, n, "nix", "copy", "--from", "file://"+seed, top); err != nil {
+		b.logf("copying %s into the store of Nix %s (%s)", top, n.Version, n.Root)
+		if _, _, err := b.nixOn(ctx, n, "nix", "copy", "--from", from, top); err != nil {
 			return err
 		}
 	}

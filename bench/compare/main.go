@@ -149,13 +149,17 @@ func run(ctx context.Context, out string, dur time.Duration, paths, rounds, repe
 		r.Ncps = b.ncpsVersion(ctx)
 	}
 	b.logf("building a closure of %d paths with nix-build", paths+1)
-	top, closure, err := b.buildClosure(ctx, paths, fmt.Sprint(time.Now().UnixNano()))
+	top, closure, err := b.buildClosure(ctx, paths, fmt.Sprint(time.Now().UnixNano()), false)
 	if err != nil {
 		return err
 	}
 	r.ClosurePaths = len(closure)
 	staticKey := filepath.Join(work, "static.sk")
-	if err := b.seedClients(ctx, top, staticKey); err != nil {
+	seed := "file://" + filepath.Join(work, "seed")
+	if _, err := b.pushTo(ctx, b.host, seed+"?compression=zstd&secret-key="+staticKey, top); err != nil {
+		return err
+	}
+	if err := b.seedClients(ctx, top, seed); err != nil {
 		return err
 	}
 	defer b.unseedClients(context.WithoutCancel(ctx), closure)

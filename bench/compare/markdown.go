@@ -75,6 +75,8 @@ func (r *results) markdown(d time.Duration, repeat int) string {
 		func(c *clientRuns) []time.Duration { return c.TLSStatic }, func(c *clientRuns) []time.Duration { return c.TLSCached }, subst)
 	perClient(fmt.Sprintf("`nix copy --from` a closure of %d small paths, s", r.SmallPaths),
 		func(c *clientRuns) []time.Duration { return c.SmallStatic }, func(c *clientRuns) []time.Duration { return c.SmallCached }, subst)
+	perClient(fmt.Sprintf("`nix copy --to` a closure of %d small paths, s (nginx column: WebDAV PUT)", r.SmallPaths),
+		func(c *clientRuns) []time.Duration { return c.SmallPushDAV }, func(c *clientRuns) []time.Duration { return c.SmallPushCached }, push)
 	perClient("pull-through: first `nix copy --from` through cached (upstream: the nginx column), s",
 		func(c *clientRuns) []time.Duration { return c.SubstStatic }, func(c *clientRuns) []time.Duration { return c.PullFirst }, le(1.1))
 	perClient("pull-through: second `nix copy --from` (from cached's storage), s",

@@ -16,8 +16,15 @@ import (
 // paths leaves that each reference up to two earlier ones, every 20th
 // holding 4 MB of random bytes (so about 40 MB in all, as in a small
 // application's runtime closure) and the others a few KiB of text, and a
-// top path referencing them all. seed makes the paths new.
-func closureExpr(paths int, seed string) string {
+// top path referencing them all. seed makes the paths new. A small
+// closure has no large leaves, and each leaf references only its parent
+// in a binary tree, so that a client can upload or fetch many paths at
+// once.
+func closureExpr(paths int, seed string, small bool) string {
+	blob, refs := "[ $(( ${toString i} % 20 )) = 0 ]", "[ (builtins.elemAt leaves (i - 1)) (builtins.elemAt leaves (i / 2)) ]"
+	if small {
+		blob, refs = "false", "[ (builtins.elemAt leaves ((i - 1) / 2)) ]"
+	}
 	return fmt.Sprintf(`let
   mk = i: deps: derivation {
     name = "bench-%[2]s-${toString i}";
@@ -31,14 +38,14 @@ func closureExpr(paths int, seed string) string {
     args = [ "-c" ''
       mkdir -p $out/share
       cat $depsPath > $out/share/deps
-      if [ $(( ${toString i} %% 20 )) = 0 ]; then head -c 4000000 /dev/urandom > $out/share/blob
+      if %[3]s; then head -c 4000000 /dev/urandom > $out/share/blob
       else seq 1 $(( ${toString i} * 7 + 500 )) > $out/share/data; fi
     '' ];
   };
   leaves = builtins.genList (i: mk i (if i == 0 then [ ] else
-    [ (builtins.elemAt leaves (i - 1)) (builtins.elemAt leaves (i / 2)) ])) %[1]d;
+    %[4]s)) %[1]d;
 in mk "top" leaves
-`, paths, seed)
+`, paths, seed, blob, refs)
 }
 
 // nixEnv is the environment of every Nix command, beside HOME and PATH:
@@ -99,8 +106,8 @@ func (b *bench) nixOn(ctx context.Context, n *nixtest.Nix, args ...string) (stri
 
 // buildClosure builds the closure with the host's client and returns its
 // top path and every path in it.
-func (b *bench) buildClosure(ctx context.Context, paths int, seed string) (string, []string, error) {
-	out, _, err := b.nix(ctx, "nix-build", "--no-out-link", "-E", closureExpr(paths, seed))
+func (b *bench) buildClosure(ctx context.Context, paths int, seed string, small bool) (string, []string, error) {
+	out, _, err := b.nix(ctx, "nix-build", "--no-out-link", "-E", closureExpr(paths, seed, small))
 	if err != nil {
 		return "", nil, err
 	}
