@@ -23,15 +23,9 @@ func cycleHashes(n int) ([]string, int64) {
 func TestWholeBudgetHoldsEntries(t *testing.T) {
 	hashes, budget := cycleHashes(40)
 	c, _ := twoProcesses(t, Options{MaxBytes: budget})
-	for _, h := range hashes {
-		narInfo(t, c, h)
-	}
+	askRounds(t, c, hashes, 1)
 	before := c.CacheStats()
-	for range 3 {
-		for _, h := range hashes {
-			narInfo(t, c, h)
-		}
-	}
+	askRounds(t, c, hashes, 3)
 	s := c.CacheStats()
 	if s.Misses != before.Misses || s.Hits-before.Hits != 3*int64(len(hashes)) {
 		t.Errorf("asking %d entries that fit again: %d hits and %d misses, want %d hits", len(hashes),
@@ -48,20 +42,24 @@ func TestWholeBudgetHoldsEntries(t *testing.T) {
 func TestCycleLargerThanBudget(t *testing.T) {
 	hashes, budget := cycleHashes(60)
 	c, _ := twoProcesses(t, Options{MaxBytes: budget * 2 / 3})
-	for _, h := range hashes {
-		narInfo(t, c, h)
-	}
+	askRounds(t, c, hashes, 1)
 	before := c.CacheStats()
-	for range 5 {
-		for _, h := range hashes {
-			narInfo(t, c, h)
-		}
-	}
+	askRounds(t, c, hashes, 5)
 	s := c.CacheStats()
 	if s.Hits == before.Hits {
 		t.Errorf("no hits in 5 rounds of %d entries with room for 40 (%d misses)", len(hashes), s.Misses-before.Misses)
 	}
 	if s.Bytes > budget*2/3 {
 		t.Errorf("entries take %d bytes, over the %d allowed", s.Bytes, budget*2/3)
+	}
+}
+
+// askRounds asks c for the narinfo of every hash, in order, rounds times.
+func askRounds(t *testing.T, c *Catalog, hashes []string, rounds int) {
+	t.Helper()
+	for range rounds {
+		for _, h := range hashes {
+			narInfo(t, c, h)
+		}
 	}
 }
