@@ -62,11 +62,18 @@ func (c *Cache) Bare() string {
 	return u.String()
 }
 
-// do sends a request and returns the body of a 2xx answer.
-func (c *Cache) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+// do sends a request and returns the body of a 2xx answer. A query
+// (GET, or a POST that only asks) is sent again on a fresh connection
+// when a reused one turns out closed by the server or a proxy in front
+// of it as the request goes out; net/http retries only what it is told
+// is idempotent.
+func (c *Cache) do(ctx context.Context, method, path string, body []byte, query bool) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if query && method != http.MethodGet {
+		req.Header["Idempotency-Key"] = nil // marks it idempotent; not sent
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -97,7 +104,7 @@ type Info struct {
 
 // Info fetches and reads the cache's nix-cache-info.
 func (c *Cache) Info(ctx context.Context) (Info, error) {
-	body, err := c.do(ctx, http.MethodGet, "/nix-cache-info", nil)
+	body, err := c.do(ctx, http.MethodGet, "/nix-cache-info", nil, true)
 	if err != nil {
 		return Info{}, err
 	}
@@ -119,7 +126,7 @@ func (c *Cache) Info(ctx context.Context) (Info, error) {
 
 // PublicKeys fetches the keys the cache signs with, from /public-key.
 func (c *Cache) PublicKeys(ctx context.Context) ([]signing.PublicKey, error) {
-	body, err := c.do(ctx, http.MethodGet, "/public-key", nil)
+	body, err := c.do(ctx, http.MethodGet, "/public-key", nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +158,7 @@ func (c *Cache) Lookup(ctx context.Context, hashes []string) (map[string]*narinf
 		if err != nil {
 			return nil, err
 		}
-		body, err := c.do(ctx, http.MethodPost, "/_cached/lookup", req)
+		body, err := c.do(ctx, http.MethodPost, "/_cached/lookup", req, true)
 		if err != nil {
 			return nil, err
 		}
@@ -179,6 +186,6 @@ func (c *Cache) Pin(ctx context.Context, name, storePath string, keep int) error
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, http.MethodPost, "/_cached/pins", req)
+	_, err = c.do(ctx, http.MethodPost, "/_cached/pins", req, false)
 	return err
 }
