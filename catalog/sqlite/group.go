@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 )
@@ -142,9 +141,6 @@ func (c *Catalog) commitBatch(ctx context.Context, tx *sql.Tx, batch []*groupOp)
 
 // finish fails every write of batch with err.
 func finish(batch []*groupOp, err error) {
-	if err == nil {
-		err = errors.New("group commit failed")
-	}
 	for _, op := range batch {
 		op.done <- groupResult{err: err}
 	}
