@@ -16,14 +16,20 @@ func shard(base string) string {
 	const (
 		offset32 = 2166136261
 		prime32  = 16777619
-		hex      = "0123456789abcdef"
 	)
 	h := uint32(offset32)
 	for i := 0; i < len(base); i++ {
 		h ^= uint32(base[i])
 		h *= prime32
 	}
-	return string([]byte{hex[h>>4&0xf], hex[h&0xf]})
+	return shardName(byte(h))
+}
+
+// shardName is the name of the shard directory of byte b: two lowercase
+// hex digits.
+func shardName(b byte) string {
+	const hex = "0123456789abcdef"
+	return string([]byte{hex[b>>4], hex[b&0xf]})
 }
 
 // keyPath maps a valid key to its slash-separated path under the root: the

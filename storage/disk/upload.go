@@ -197,9 +197,8 @@ func (s *Store) mkdirs(dir string) error {
 // mkShards creates every shard directory in the slash-separated directory
 // dir that is not there yet.
 func (s *Store) mkShards(dir string) error {
-	const hex = "0123456789abcdef"
 	for i := range 256 {
-		name := path.Join(dir, string([]byte{hex[i>>4], hex[i&0xf]}))
+		name := path.Join(dir, shardName(byte(i)))
 		if err := s.root.Mkdir(name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
