@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/nix-cached/cached/internal/nixtest"
 	"github.com/nix-cached/cached/internal/testca"
@@ -29,16 +26,8 @@ func (b *bench) setupTLS() error {
 	if _, err := ca.IssueFiles(b.certFile, b.keyFile); err != nil {
 		return err
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	pem, err := os.ReadFile(b.caFile)
-	if err != nil {
-		return err
-	}
-	pool.AppendCertsFromPEM(pem)
-	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	// This program talks to the servers it started, and to nothing else.
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: ca.Pool()}
 	return nil
 }
 
@@ -62,8 +51,8 @@ func (b *bench) measureTLS(ctx context.Context, static, cachedData, top string, 
 	if err != nil {
 		return err
 	}
-	tlsURL := fmt.Sprintf("https://127.0.0.1:%d", port)
 	defer ngx.stop()
+	ngx.URL = fmt.Sprintf("https://127.0.0.1:%d", port) // its plain HTTP listener is not the one measured
 	c, err := b.startCached(ctx, cachedData, "--tls-cert-file", b.certFile, "--tls-key-file", b.keyFile)
 	if err != nil {
 		return err
@@ -74,18 +63,8 @@ func (b *bench) measureTLS(ctx context.Context, static, cachedData, top string, 
 	}
 	for i := range rounds {
 		err := b.eachClient(r, func(n *nixtest.Nix, cr *clientRuns) error {
-			for _, s := range []struct {
-				url  string
-				into *[]time.Duration
-			}{{tlsURL, &cr.TLSStatic}, {c.URL, &cr.TLSCached}} {
-				b.logf("substitute %d/%d over HTTPS/HTTP2, Nix %s: %s", i+1, rounds, n.Version, s.url)
-				took, err := b.substituteFrom(ctx, n, s.url, top)
-				if err != nil {
-					return err
-				}
-				*s.into = append(*s.into, took)
-			}
-			return nil
+			b.logf("substitute %d/%d over HTTPS/HTTP2", i+1, rounds)
+			return b.substituteEach(ctx, n, ngx, c, top, "the closure over HTTPS/HTTP2", &cr.TLSStatic, &cr.TLSCached)
 		})
 		if err != nil {
 			return err
